@@ -1,0 +1,137 @@
+# eddy: make, make test, make run, make perf-core, make install.
+#
+#   make SANITIZE=address,undefined test   ASan + UBSan build in build-asan-ubsan/
+#   make SANITIZE=thread test              TSan build in build-tsan/
+#   make DEBUG=1 test                      asserts on misuse instead of errors
+
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+comma := ,
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+ifneq ($(SANITIZE),)
+BUILD ?= build-$(subst $(comma),-,$(subst address,asan,$(subst undefined,ubsan,$(subst thread,tsan,$(SANITIZE)))))
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+ifneq ($(findstring undefined,$(SANITIZE)),)
+SANFLAGS += -fno-sanitize-recover=undefined
+endif
+else
+BUILD ?= build
+endif
+
+OPT ?= -O2
+ifeq ($(DEBUG),1)
+DEFS :=
+else
+DEFS := -DNDEBUG
+endif
+
+WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
+CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
+              -fvisibility=hidden -Iinclude -Icore -Ipool $(SANFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+LIBS := -lpthread
+
+SOVERSION := 0
+VERSION := 0.1.0
+
+LIB_SRC := $(wildcard core/*.c pool/*.c io/*.c net/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+APP_SRC := $(wildcard apps/*.c)
+APPS := $(APP_SRC:apps/%.c=$(BUILD)/bin/%)
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(BUILD)/tests/eddy-tests
+
+STATIC := $(BUILD)/lib/libeddy.a
+SHARED := $(BUILD)/lib/libeddy.so.$(SOVERSION)
+PC := $(BUILD)/lib/pkgconfig/eddy.pc
+
+# Criterion runs tests in parallel, each forked, with a per-suite timeout.
+TEST_JOBS ?= 2
+TEST_ARGS ?=
+
+.PHONY: all lib apps tests test run deps perf-core install uninstall clean \
+        format valgrind
+
+all: lib apps
+
+lib: $(STATIC) $(SHARED) $(PC)
+
+apps: $(APPS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libeddy.so.$(SOVERSION) -o $@ $^ $(LDFLAGS_ALL) $(LIBS)
+	ln -sf libeddy.so.$(SOVERSION) $(BUILD)/lib/libeddy.so
+
+$(PC): Makefile
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' \
+	  'libdir=$${prefix}/lib' '' 'Name: eddy' \
+	  'Description: Node-style event loop for C' 'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leddy' \
+	  'Libs.private: $(LIBS)' > $@
+
+$(BUILD)/bin/%: apps/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(STATIC) $(LDFLAGS_ALL) $(LIBS)
+
+tests: $(TEST_BIN)
+
+$(TEST_BIN): $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(LDFLAGS_ALL) -lcriterion $(LIBS)
+
+$(BUILD)/obj/tests/%.o: tests/%.c tests/helpers.h $(wildcard include/*.h include/eddy/*.h core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -c $< -o $@
+
+test: $(TEST_BIN)
+	$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+
+# Installs what building and testing need (Debian packages), if missing.
+deps:
+	@sh scripts/deps.sh
+
+run: deps all
+	$(BUILD)/bin/eddy-phases
+
+perf-core: lib
+	$(MAKE) -C perf core BUILD=$(abspath $(BUILD))
+
+valgrind: $(TEST_BIN)
+	valgrind --trace-children=yes --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite $(TEST_BIN) --jobs 1 $(TEST_ARGS)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/eddy.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/eddy/*.h $(DESTDIR)$(PREFIX)/include/eddy/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libeddy.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libeddy.so
+	install -m 644 $(PC) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/eddy $(DESTDIR)$(PREFIX)/include/eddy.h
+	rm -f $(DESTDIR)$(PREFIX)/lib/libeddy.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
+
+format:
+	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] apps/*.c tests/*.[ch]
+
+clean:
+	rm -rf build build-*
