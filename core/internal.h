@@ -37,7 +37,7 @@ enum {
   EDDY__IO_READ = 1u << 0,
   EDDY__IO_WRITE = 1u << 1,
   EDDY__IO_PRI = 1u << 2,
-  EDDY__IO_HUP = 1u << 3, /* peer hung up (reported, never requested) */
+  EDDY__IO_HUP = 1u << 3, /* peer hung up or shut down its writing side */
   EDDY__IO_ERR = 1u << 4, /* error on the fd (reported, never requested) */
 };
 

@@ -278,8 +278,7 @@ struct eddy_async_s {
   /* Private. */
   eddy_async_cb cb;
   eddy_queue_t node;
-  int pending; /* atomic: a send not yet delivered */
-  int busy;    /* atomic: senders inside eddy_async_send */
+  int pending; /* atomic: 0 idle, 1 a sender is signalling, 2 sent */
 };
 
 /* The handle is active (keeps the loop alive) from init until closed. */
@@ -324,6 +323,7 @@ struct eddy_poll_s {
   eddy_handle_t handle;
   /* Private. */
   eddy_poll_cb cb;
+  int wanted; /* EDDY_READABLE | ... as started */
   eddy__io_t io;
 };
 
