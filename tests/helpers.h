@@ -5,19 +5,24 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "eddy.h"
 
+/* A backend's name, by value: Criterion runs each test in a new process
+ * and copies parameters as bytes, so a pointer would not survive. */
+typedef char eddy_backend_name_t[16];
+
 /* The backends a loop can use on this machine, for parameterized tests. */
 static inline struct criterion_test_params eddy_test_backend_params(void) {
   static const char *all[] = {"epoll", "io_uring"};
-  static const char *avail[2];
+  static eddy_backend_name_t avail[2];
   size_t n = 0;
   for (size_t i = 0; i < 2; i++)
     if (eddy_backend_available(all[i]))
-      avail[n++] = all[i];
-  return cr_make_param_array(const char *, avail, n);
+      snprintf(avail[n++], sizeof avail[0], "%s", all[i]);
+  return cr_make_param_array(eddy_backend_name_t, avail, n);
 }
 
 /* EDDY_IO_TEST(suite, name) { ... } declares a test that runs once per
@@ -27,7 +32,7 @@ static inline struct criterion_test_params eddy_test_backend_params(void) {
   ParameterizedTestParameters(suite, name) {                                  \
     return eddy_test_backend_params();                                        \
   }                                                                           \
-  ParameterizedTest(const char **backend, suite, name, ##__VA_ARGS__)
+  ParameterizedTest(eddy_backend_name_t *backend, suite, name, ##__VA_ARGS__)
 
 static inline void eddy_test_loop_init(eddy_loop_t *loop, const char *name) {
   setenv("EDDY_BACKEND", name, 1);
