@@ -226,3 +226,30 @@ EDDY_IO_TEST(slab, memory_usage_reports_rss) {
   cr_assert(eq(int, eddy_memory_usage(NULL, &u), EDDY_EINVAL));
   eddy_test_loop_close(&loop);
 }
+
+static void nop_work(eddy_work_t *req) {}
+
+static void after_nop_work(eddy_work_t *req, int status) {
+  cr_assert(eq(int, status, 0));
+  *(int *)req->data = 1;
+}
+
+EDDY_IO_TEST(slab, memory_usage_reports_pool_threads) {
+  eddy_loop_t loop;
+  eddy_work_t req;
+  int done = 0;
+  eddy_test_loop_init(&loop, *backend);
+  req.data = &done;
+  cr_assert(
+      eq(int,
+         eddy_queue_work(&loop, &req, EDDY_WORK_FAST, nop_work, after_nop_work),
+         0));
+  cr_assert(eq(int, eddy_run(&loop, EDDY_RUN_DEFAULT), 0));
+  cr_assert(eq(int, done, 1));
+  eddy_memory_usage_t u = usage(&loop);
+  /* Threads start lazily; at least the one that ran the work is up. */
+  cr_assert(gt(sz, u.pool_threads, 0));
+  cr_assert(le(sz, u.pool_threads, eddy_threadpool_size()));
+  cr_assert(eq(sz, u.pool_queued, 0));
+  eddy_test_loop_close(&loop);
+}
