@@ -86,9 +86,12 @@ $(PC): Makefile
 	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -leddy' \
 	  'Libs.private: $(LIBS)' > $@
 
-$(BUILD)/bin/%: apps/%.c $(STATIC)
+# Programs see only the public header, as a user's would.
+APP_CFLAGS := $(filter-out -Icore -Ipool -fvisibility=hidden,$(CFLAGS_ALL))
+
+$(BUILD)/bin/%: apps/%.c $(STATIC) include/eddy.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(STATIC) $(LDFLAGS_ALL) $(LIBS)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(LDFLAGS_ALL) $(LIBS)
 
 tests: $(TEST_BIN)
 
@@ -100,17 +103,23 @@ $(BUILD)/obj/tests/%.o: tests/%.c tests/helpers.h $(wildcard include/*.h include
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests -c $< -o $@
 
-test: $(TEST_BIN)
-	$(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
+test: deps
+	$(MAKE) $(TEST_BIN)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	  tests/run.sh $(TEST_BIN) --jobs $(TEST_JOBS) $(TEST_ARGS)
 
 # Installs what building and testing need (Debian packages), if missing.
 deps:
 	@sh scripts/deps.sh
 
-run: deps all
+run: deps
+	$(MAKE) all
 	$(BUILD)/bin/eddy-phases
 
-perf-core: lib
+perf-core:
+	@sh scripts/deps.sh perf
+	$(MAKE) lib
 	$(MAKE) -C perf core BUILD=$(abspath $(BUILD))
 
 valgrind: $(TEST_BIN)

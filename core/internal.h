@@ -162,6 +162,8 @@ size_t eddy__pool_threads(void);
 /* Buffers. */
 void eddy__slab_loop_init(eddy_loop_t *loop);
 void eddy__slab_loop_close(eddy_loop_t *loop);
+/* Bytes of free slabs plus the room left in the current one. */
+size_t eddy__slab_free_bytes(const eddy_loop_t *loop);
 
 /* Time. */
 uint64_t eddy__clock_ms(void);

@@ -6,9 +6,6 @@
 
 #include "internal.h"
 
-/* core/slab.c.  Belongs in internal.h; declared here until it moves. */
-size_t eddy__slab_free_bytes(const eddy_loop_t *loop);
-
 /* Resident set size from /proc/self/statm: "size resident shared ...",
  * counted in pages. */
 static int eddy__rss(size_t *rss) {

@@ -94,7 +94,9 @@ typedef struct {
 
 typedef struct {
   struct eddy__slab_s *current; /* slab small slices are carved from */
-  eddy_queue_t free;            /* empty slabs kept for reuse */
+  /* The first nfree blocks are empty slabs kept for reuse; after them come
+   * the blocks that still hold live slices, so loop close can find them. */
+  eddy_queue_t free;
   size_t nfree;
   size_t used_bytes;  /* bytes held by live slices (slabs and large buffers) */
   size_t slab_bytes;  /* bytes of all slabs, in use or free */
