@@ -1,0 +1,236 @@
+/* eddy's side of the core benchmarks; perf/peers/core_uv.c does the same
+ * work with libuv, line for line.  Each run measures one benchmark:
+ *
+ *   core-eddy timers     start 1M timers (random timeouts), then stop them
+ *   core-eddy timers-ss  start and at once stop a timer, 1M times, with
+ *                        10,000 other timers live
+ *   core-eddy pool       queue 1M no-op jobs, run until all after_work ran
+ *   core-eddy async      1M eddy_async_send from another thread, as fast
+ *                        as it can (most coalesce)
+ *   core-eddy async-rt   20,000 round trips: each send waits for its
+ *                        callback, so every send is a wakeup
+ *
+ * and prints one RESULT line (bench.h).  Only the work is timed: loop and
+ * handle set-up and tear-down, and the pool's thread start, are not. */
+#include <pthread.h>
+
+#include "bench.h"
+#include "eddy.h"
+
+#define IMPL "eddy"
+
+static void on_close(eddy_handle_t *h) { (void)h; }
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_timer(eddy_timer_t *t) {
+  (void)t;
+  fprintf(stderr, "FAIL a timer fired during the benchmark\n");
+  exit(2);
+}
+
+static void close_timers(eddy_loop_t *loop, eddy_timer_t *t, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    eddy_close((eddy_handle_t *)&t[i], on_close);
+  eddy_run(loop, EDDY_RUN_DEFAULT);
+}
+
+static void bench_timers(size_t n) {
+  eddy_loop_t loop;
+  BENCH_CHECK(eddy_loop_init(&loop) == 0);
+  eddy_timer_t *t = calloc(n, sizeof *t);
+  uint64_t *timeout = bench_timeouts(n, 0x9e3779b97f4a7c15u);
+  BENCH_CHECK(t != NULL);
+  for (size_t i = 0; i < n; i++)
+    BENCH_CHECK(eddy_timer_init(&loop, &t[i]) == 0);
+
+  uint64_t t0 = bench_ns();
+  for (size_t i = 0; i < n; i++)
+    BENCH_CHECK(eddy_timer_start(&t[i], on_timer, timeout[i], 0) == 0);
+  uint64_t t1 = bench_ns();
+  for (size_t i = 0; i < n; i++)
+    BENCH_CHECK(eddy_timer_stop(&t[i]) == 0);
+  uint64_t t2 = bench_ns();
+
+  char extra[128];
+  snprintf(extra, sizeof extra, "start_ms=%.3f stop_ms=%.3f",
+           (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
+  bench_result("timers", IMPL, n, t2 - t0, extra);
+
+  close_timers(&loop, t, n);
+  BENCH_CHECK(eddy_loop_close(&loop) == 0);
+  free(timeout);
+  free(t);
+}
+
+static void bench_timers_ss(size_t n) {
+  const size_t bg = BENCH_BACKGROUND_TIMERS;
+  eddy_loop_t loop;
+  BENCH_CHECK(eddy_loop_init(&loop) == 0);
+  eddy_timer_t *t = calloc(n + bg, sizeof *t);
+  uint64_t *timeout = bench_timeouts(n + bg, 0x2545f4914f6cdd1du);
+  BENCH_CHECK(t != NULL);
+  for (size_t i = 0; i < n + bg; i++)
+    BENCH_CHECK(eddy_timer_init(&loop, &t[i]) == 0);
+  for (size_t i = n; i < n + bg; i++)
+    BENCH_CHECK(eddy_timer_start(&t[i], on_timer, timeout[i], 0) == 0);
+
+  uint64_t t0 = bench_ns();
+  for (size_t i = 0; i < n; i++) {
+    BENCH_CHECK(eddy_timer_start(&t[i], on_timer, timeout[i], 0) == 0);
+    BENCH_CHECK(eddy_timer_stop(&t[i]) == 0);
+  }
+  uint64_t t1 = bench_ns();
+
+  char extra[64];
+  snprintf(extra, sizeof extra, "live=%zu", bg);
+  bench_result("timers-ss", IMPL, n, t1 - t0, extra);
+
+  close_timers(&loop, t, n + bg);
+  BENCH_CHECK(eddy_loop_close(&loop) == 0);
+  free(timeout);
+  free(t);
+}
+
+/* ---- pool ---------------------------------------------------------------- */
+
+static size_t jobs_done;
+
+static void noop_work(eddy_work_t *req) { (void)req; }
+
+static void after_work(eddy_work_t *req, int status) {
+  (void)req;
+  BENCH_CHECK(status == 0);
+  jobs_done++;
+}
+
+static void bench_pool(size_t n) {
+  eddy_loop_t loop;
+  BENCH_CHECK(eddy_loop_init(&loop) == 0);
+  eddy_work_t *reqs = calloc(n, sizeof *reqs);
+  BENCH_CHECK(reqs != NULL);
+
+  /* One job first, so that starting the pool's threads is not timed. */
+  eddy_work_t warm;
+  BENCH_CHECK(eddy_queue_work(&loop, &warm, EDDY_WORK_FAST, noop_work,
+                              after_work) == 0);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  BENCH_CHECK(jobs_done == 1);
+  jobs_done = 0;
+
+  uint64_t t0 = bench_ns();
+  for (size_t i = 0; i < n; i++)
+    BENCH_CHECK(eddy_queue_work(&loop, &reqs[i], EDDY_WORK_FAST, noop_work,
+                                after_work) == 0);
+  uint64_t t1 = bench_ns();
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  uint64_t t2 = bench_ns();
+  BENCH_CHECK(jobs_done == n);
+
+  char extra[96];
+  snprintf(extra, sizeof extra, "submit_ms=%.3f threads=%u",
+           (double)(t1 - t0) / 1e6, eddy_threadpool_size());
+  bench_result("pool", IMPL, n, t2 - t0, extra);
+
+  BENCH_CHECK(eddy_loop_close(&loop) == 0);
+  free(reqs);
+}
+
+/* ---- async --------------------------------------------------------------- */
+
+static eddy_async_t async;
+static size_t sends;
+static int round_trip;         /* async-rt: wait for each send's callback */
+static _Atomic size_t go;      /* 1 once the loop runs */
+static _Atomic size_t counter; /* the sender's progress: sends begun */
+static _Atomic size_t seen;    /* counter as the latest callback read it */
+static size_t wakeups;         /* callbacks run */
+static uint64_t t_start, t_sent, t_delivered;
+
+/* Every send publishes its number first, so a callback that reads `sends`
+ * proves that the last send was delivered (on its own or coalesced). */
+static void *sender(void *arg) {
+  (void)arg;
+  bench_pin(1);
+  bench_wait_for(&go, 1);
+  t_start = bench_ns();
+  for (size_t i = 1; i <= sends; i++) {
+    atomic_store_explicit(&counter, i, memory_order_release);
+    BENCH_CHECK(eddy_async_send(&async) == 0);
+    if (round_trip)
+      bench_wait_for(&seen, i);
+  }
+  t_sent = bench_ns();
+  return NULL;
+}
+
+/* The sender waits for this, so that it sends to a loop that runs (and
+ * blocks in poll) rather than to one still being set up. */
+static void on_kick(eddy_timer_t *t) {
+  (void)t;
+  atomic_store_explicit(&go, 1, memory_order_release);
+}
+
+/* Stops the loop rather than closing the handle: the sender may still be
+ * inside its last eddy_async_send, so the handle is closed after the join. */
+static void on_async(eddy_async_t *a) {
+  size_t c = atomic_load_explicit(&counter, memory_order_acquire);
+  wakeups++;
+  atomic_store_explicit(&seen, c, memory_order_release);
+  if (c == sends) {
+    t_delivered = bench_ns();
+    eddy_stop(a->handle.loop);
+  }
+}
+
+static void bench_async(const char *name, size_t n, int rt) {
+  eddy_loop_t loop;
+  eddy_timer_t kick;
+  pthread_t tid;
+  BENCH_CHECK(eddy_loop_init(&loop) == 0);
+  BENCH_CHECK(eddy_async_init(&loop, &async, on_async) == 0);
+  BENCH_CHECK(eddy_timer_init(&loop, &kick) == 0);
+  BENCH_CHECK(eddy_timer_start(&kick, on_kick, 0, 0) == 0);
+  sends = n;
+  round_trip = rt;
+
+  BENCH_CHECK(pthread_create(&tid, NULL, sender, NULL) == 0);
+  bench_pin(0);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  BENCH_CHECK(pthread_join(tid, NULL) == 0);
+  size_t last = atomic_load(&seen);
+  BENCH_CHECK(last == n);
+  BENCH_CHECK(wakeups >= 1 && wakeups <= n);
+
+  char extra[128];
+  /* Sends per second as the sender saw them; the last delivery's latency
+   * (delivered_ms - ms) is the scheduler's more than the library's. */
+  snprintf(extra, sizeof extra, "wakeups=%zu last=%zu delivered_ms=%.3f ok=1",
+           wakeups, last, (double)(t_delivered - t_start) / 1e6);
+  bench_result(name, IMPL, n, t_sent - t_start, extra);
+
+  eddy_close((eddy_handle_t *)&async, on_close);
+  eddy_close((eddy_handle_t *)&kick, on_close);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  BENCH_CHECK(eddy_loop_close(&loop) == 0);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2)
+    bench_usage(argv[0]);
+  size_t n = bench_n(argc, argv);
+  bench_watchdog();
+  if (strcmp(argv[1], "timers") == 0)
+    bench_timers(n);
+  else if (strcmp(argv[1], "timers-ss") == 0)
+    bench_timers_ss(n);
+  else if (strcmp(argv[1], "pool") == 0)
+    bench_pool(n);
+  else if (strcmp(argv[1], "async") == 0)
+    bench_async("async", n, 0);
+  else if (strcmp(argv[1], "async-rt") == 0)
+    bench_async("async-rt", n, 1);
+  else
+    bench_usage(argv[0]);
+  return 0;
+}
