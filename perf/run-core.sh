@@ -4,7 +4,7 @@
 #
 #   run-core.sh BINDIR      BINDIR holds core-eddy and core-libuv
 #
-# Environment: ROUNDS (5), BENCHES ("timers timers-ss pool async async-rt"),
+# Environment: ROUNDS (7), BENCHES ("timers timers-ss pool async async-rt"),
 # THREADS (pool size for both libraries, 4).  The raw RESULT lines and the
 # table also go to perf/results/core-<date>.txt.  Exits 1 if a run failed
 # (crashed, hung, or could not verify its work); a missed target is
@@ -13,7 +13,7 @@ set -eu
 
 bin=${1:?usage: run-core.sh BINDIR}
 here=$(cd "$(dirname "$0")" && pwd)
-rounds=${ROUNDS:-5}
+rounds=${ROUNDS:-7}
 benches=${BENCHES:-timers timers-ss pool async async-rt}
 threads=${THREADS:-4}
 export UV_THREADPOOL_SIZE="$threads" EDDY_THREADPOOL_SIZE="$threads"
@@ -66,7 +66,10 @@ function note(b) {
 }
 $1 == "RESULT" {
   note($2); k = $2 SUBSEP $3; v[k, ++n[k]] = $4 + 0
-  for (i = 5; i <= NF; i++) if ($i ~ /^wakeups=/) { sub(/^wakeups=/, "", $i); w[k, n[k]] = $i + 0 }
+  for (i = 5; i <= NF; i++) {
+    if ($i ~ /^wakeups=/) { sub(/^wakeups=/, "", $i); w[k, n[k]] = $i + 0 }
+    if ($i ~ /^coalesced_ns=/) { sub(/^coalesced_ns=/, "", $i); c[k, n[k]] = $i + 0 }
+  }
 }
 $1 == "FAIL" { note($2); failed[$2 SUBSEP $3]++ }
 END {
@@ -98,15 +101,18 @@ END {
   for (i = 1; i <= nb; i++) {
     b = order[i]; ke = b SUBSEP "eddy"; kl = b SUBSEP "libuv"
     if (b !~ /^async/) continue
-    printf "%s: wakeups (callbacks) per run, median: eddy %d, libuv %d;", b, medw(ke, n[ke]), medw(kl, n[kl])
-    printf " final send delivered (last callback saw the final counter): eddy %d/%d runs, libuv %d/%d runs\n", \
-           n[ke], n[ke] + failed[ke], n[kl], n[kl] + failed[kl]
+    printf "%s: final send delivered (last callback saw the final counter): eddy %d/%d runs, libuv %d/%d runs\n", \
+           b, n[ke], n[ke] + failed[ke], n[kl], n[kl] + failed[kl]
+    printf "%s: wakeups (callbacks) per run, median: eddy %d, libuv %d\n", b, medx(w, ke, n[ke]), medx(w, kl, n[kl])
+    if (b == "async")
+      printf "async: one coalesced send alone (no loop running), median: eddy %.2f ns, libuv %.2f ns\n", \
+             medx(c, ke, n[ke]), medx(c, kl, n[kl])
   }
   print "target eddy >= 1.0x libuv: " targets
 }
-function medw(k, cnt,    a, i, j, t) {
+function medx(x, k, cnt,    a, i, j, t) {
   if (cnt == 0) return 0
-  for (i = 1; i <= cnt; i++) a[i] = w[k, i]
+  for (i = 1; i <= cnt; i++) a[i] = x[k, i]
   for (i = 2; i <= cnt; i++)
     for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
   return cnt % 2 ? a[(cnt + 1) / 2] : (a[cnt / 2] + a[cnt / 2 + 1]) / 2

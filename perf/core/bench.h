@@ -107,18 +107,14 @@ static inline void bench_wait_for(_Atomic size_t *flag, size_t want) {
   }
 }
 
-/* BENCH_PIN=1 pins the calling thread to the nth CPU it may use, if it may
- * use two or more.  Off by default: unpinned, Linux tends to wake the loop
- * on the sender's CPU, so in the async benchmark the loop runs only when
- * the sender is preempted; pinned, the two really run at once, but each
- * wakeup then crosses CPUs, which on a VM can take milliseconds. */
+/* Pins the calling thread to the nth CPU it may use (nth < 0: the last),
+ * if it may use two or more.  Threads it creates later inherit that. */
 static inline void bench_pin(int nth) {
   cpu_set_t set;
-  const char *env = getenv("BENCH_PIN");
-  if (env == NULL || strcmp(env, "1") != 0)
-    return;
   if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
     return;
+  if (nth < 0)
+    nth = CPU_COUNT(&set) - 1;
   for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
     if (CPU_ISSET(cpu, &set) && nth-- == 0) {
       CPU_ZERO(&set);
@@ -127,6 +123,16 @@ static inline void bench_pin(int nth) {
       return;
     }
   }
+}
+
+/* BENCH_PIN=1: the async benchmark puts its loop and its sender on two
+ * different CPUs.  Off by default: unpinned, Linux tends to wake the loop
+ * on the sender's CPU, where it runs only when the sender is preempted;
+ * pinned, the two really run at once, but each wakeup crosses CPUs, which
+ * on a VM can take milliseconds. */
+static inline int bench_pin_apart(void) {
+  const char *env = getenv("BENCH_PIN");
+  return env != NULL && strcmp(env, "1") == 0;
 }
 
 static inline void bench_usage(const char *prog) {
