@@ -44,9 +44,8 @@ static inline int async_peek(eddy_async_t *a) {
 static void async_io_cb(eddy_loop_t *loop, eddy__io_t *io, unsigned events) {
   eddy_queue_t q;
 
-  /* Drain before looking at the handles: a send that lands after this
-   * read writes the eventfd again and wakes the next poll. */
-  eddy__eventfd_drain(io->fd);
+  /* The eventfd is edge-triggered and never read: a send that lands after
+   * this wakeup writes it again, which is a new edge for the next poll. */
   eddy__queue_move(&loop->async_handles, &q);
   while (!eddy__queue_empty(&q)) {
     eddy_queue_t *n = eddy__queue_head(&q);
@@ -69,7 +68,8 @@ int eddy__async_loop_init(eddy_loop_t *loop) {
   if (fd < 0)
     return fd;
   eddy__io_init(&loop->async_io, async_io_cb, fd);
-  int err = eddy__io_start(loop, &loop->async_io, EDDY__IO_READ);
+  int err = eddy__io_start(loop, &loop->async_io,
+                           EDDY__IO_READ | EDDY__IO_EDGE);
   if (err != 0) {
     close(fd);
     loop->async_io.fd = -1;

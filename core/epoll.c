@@ -44,6 +44,8 @@ static uint32_t to_epoll(unsigned events) {
     e |= EPOLLPRI;
   if (events & EDDY__IO_HUP)
     e |= EPOLLRDHUP;
+  if (events & EDDY__IO_EDGE)
+    e |= EPOLLET;
   return e;
 }
 

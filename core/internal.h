@@ -39,6 +39,10 @@ enum {
   EDDY__IO_PRI = 1u << 2,
   EDDY__IO_HUP = 1u << 3, /* peer hung up or shut down its writing side */
   EDDY__IO_ERR = 1u << 4, /* error on the fd (reported, never requested) */
+  /* Requested with READ: report each new write to the fd once instead of
+   * while it stays readable.  For eventfds, whose every write is an edge:
+   * the loop then never needs to read them. */
+  EDDY__IO_EDGE = 1u << 5,
 };
 
 /* The backend interface.  It is drawn at the level of operations so that a
