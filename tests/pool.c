@@ -3,6 +3,7 @@
  * Node's next-tick drain after each after_work callback. */
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,13 @@
 #include "pool.h"
 
 TestSuite(pool, .timeout = 60);
+
+#ifdef __SANITIZE_THREAD__
+/* pool_child_after_fork_gets_fresh_pool starts threads in the child of a
+ * multi-threaded process, which is what it tests; TSan would kill it. */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "die_after_fork=0"; }
+#endif
 
 static pthread_t loop_thread;
 
@@ -237,6 +245,63 @@ EDDY_IO_TEST(pool, pool_slow_work_at_most_half_threads) {
   eddy_test_loop_close(&loop);
 }
 
+/* ---- parallelism ---------------------------------------------------------- */
+
+/* Each job waits (up to 10 s) until `want` jobs have arrived: it returns
+ * having seen them all only if they ran at the same time. */
+static int arrived, saw_all; /* atomic */
+static int rendezvous_want;
+
+static void rendezvous_work(eddy_work_t *req) {
+  (void)req;
+  __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < 10000; i++) {
+    if (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) >= rendezvous_want) {
+      __atomic_add_fetch(&saw_all, 1, __ATOMIC_SEQ_CST);
+      return;
+    }
+    usleep(1000);
+  }
+}
+
+static void run_rendezvous_on(eddy_loop_t *loop, eddy_work_class cls,
+                              int n) {
+  eddy_work_t reqs[4];
+  __atomic_store_n(&arrived, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&saw_all, 0, __ATOMIC_SEQ_CST);
+  rendezvous_want = n;
+  for (int i = 0; i < n; i++)
+    cr_assert(eq(int,
+                 eddy_queue_work(loop, &reqs[i], cls, rendezvous_work, NULL),
+                 0));
+  eddy_run(loop, EDDY_RUN_DEFAULT);
+  cr_assert(eq(int, __atomic_load_n(&saw_all, __ATOMIC_SEQ_CST), n));
+}
+
+static void run_rendezvous(const char *backend, eddy_work_class cls, int n) {
+  eddy_loop_t loop;
+  eddy_work_t warm;
+  setenv("EDDY_THREADPOOL_SIZE", "4", 1);
+  eddy_test_loop_init(&loop, backend);
+  /* Start the threads and let them all fall asleep, so that the burst
+   * must wake them rather than find them starting. */
+  cr_assert(eq(int, eddy_queue_work(&loop, &warm, cls, noop_work, NULL), 0));
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  usleep(100000);
+  run_rendezvous_on(&loop, cls, n);
+  eddy_test_loop_close(&loop);
+}
+
+/* Submission wakes one worker at a time; each wakes the next while work is
+ * left, so a burst still reaches every thread. */
+EDDY_IO_TEST(pool, pool_burst_runs_on_all_threads_at_once) {
+  run_rendezvous(*backend, EDDY_WORK_FAST, 4);
+}
+
+EDDY_IO_TEST(pool, pool_slow_work_uses_its_half_at_once) {
+  run_rendezvous(*backend, EDDY_WORK_SLOW, 2);
+}
+
 /* ---- size ----------------------------------------------------------------- */
 
 Test(pool, pool_size_from_env) {
@@ -289,24 +354,42 @@ static int child_uses_pool(void) {
   return 0;
 }
 
+/* Waits up to 20 s; a child still running then is killed, so that it
+ * cannot outlive the test. */
+static int wait_child(pid_t pid, int *st) {
+  for (int i = 0; i < 2000; i++) {
+    if (waitpid(pid, st, WNOHANG) == pid)
+      return 0;
+    usleep(10000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, st, 0);
+  return -1;
+}
+
 EDDY_IO_TEST(pool, pool_child_after_fork_gets_fresh_pool) {
   eddy_loop_t loop;
   eddy_work_t req;
+  setenv("EDDY_THREADPOOL_SIZE", "4", 1);
   eddy_test_loop_init(&loop, *backend);
+  /* Every thread runs a job, so none is still starting when we fork: a
+   * sanitizer's allocator (unlike glibc's malloc) is not fork-safe, and a
+   * thread inside it at fork time would leave its lock held in the child. */
+  run_rendezvous_on(&loop, EDDY_WORK_FAST, 4);
   cr_assert(eq(int,
                eddy_queue_work(&loop, &req, EDDY_WORK_FAST, noop_work,
                                count_done),
                0));
   eddy_run(&loop, EDDY_RUN_DEFAULT);
   cr_assert(eq(int, done_calls, 1));
-  cr_assert(gt(sz, eddy__pool_threads(), (size_t)0));
+  cr_assert(eq(sz, eddy__pool_threads(), (size_t)4));
 
   pid_t pid = fork();
   cr_assert(ge(int, pid, 0));
   if (pid == 0)
     _exit(child_uses_pool());
   int st;
-  cr_assert(eq(int, waitpid(pid, &st, 0), pid));
+  cr_assert(eq(int, wait_child(pid, &st), 0), "the child hung");
   /* 0: exited with 0; the low byte is a signal, the next the exit code. */
   cr_assert(eq(int, st, 0), "child: exit code %d, signal %d",
             WIFEXITED(st) ? WEXITSTATUS(st) : -1,
