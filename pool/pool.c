@@ -13,7 +13,6 @@
  * wq_mutex at the same time; each is taken, used and released on its own,
  * so no order between them exists and none can deadlock. */
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -46,7 +45,7 @@ static struct {
   unsigned slow_running; /* workers running slow work */
   unsigned nthreads;     /* threads created */
   unsigned idle;         /* workers waiting on cond */
-  unsigned waking;       /* of those, signalled and not yet awake */
+  unsigned waking;       /* of those, signalled and not yet awake (0, 1) */
   int started;           /* all threads created */
   int stopping;          /* eddy__pool_shutdown in progress */
   int atfork_registered;
