@@ -14,13 +14,6 @@
 
 TestSuite(pool, .timeout = 60);
 
-#ifdef __SANITIZE_THREAD__
-/* pool_child_after_fork_gets_fresh_pool starts threads in the child of a
- * multi-threaded process, which is what it tests; TSan would kill it. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void) { return "die_after_fork=0"; }
-#endif
-
 static pthread_t loop_thread;
 
 static void noop_work(eddy_work_t *req) { (void)req; }
