@@ -32,7 +32,7 @@ endif
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
-              -fvisibility=hidden -Iinclude -Icore -Ipool $(SANFLAGS) $(CFLAGS)
+              -fvisibility=hidden -Iinclude -Icore -Ipool -I. $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 LIBS := -lpthread
 
@@ -64,7 +64,7 @@ lib: $(STATIC) $(SHARED) $(PC)
 
 apps: $(APPS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -87,7 +87,7 @@ $(PC): Makefile
 	  'Libs.private: $(LIBS)' > $@
 
 # Programs see only the public header, as a user's would.
-APP_CFLAGS := $(filter-out -Icore -Ipool -fvisibility=hidden,$(CFLAGS_ALL))
+APP_CFLAGS := $(filter-out -Icore -Ipool -I. -fvisibility=hidden,$(CFLAGS_ALL))
 
 $(BUILD)/bin/%: apps/%.c $(STATIC) include/eddy.h
 	@mkdir -p $(dir $@)

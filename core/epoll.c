@@ -139,4 +139,11 @@ const eddy__backend_t eddy__backend_epoll = {
     .io_stop = epoll_io_stop,
     .io_close = epoll_io_close,
     .wait = epoll_wait_dispatch,
+    .accept_start = eddy__epoll_accept_start,
+    .accept_stop = eddy__epoll_accept_stop,
+    .read_start = eddy__epoll_read_start,
+    .read_stop = eddy__epoll_read_stop,
+    .write = eddy__epoll_write,
+    .connect = eddy__epoll_connect,
+    .sio_stop = eddy__epoll_sio_stop,
 };

@@ -13,6 +13,8 @@ void eddy__handle_init(eddy_loop_t *loop, eddy_handle_t *h,
   h->type = type;
   h->flags = EDDY__HANDLE_REF;
   h->close_cb = NULL;
+  h->stop_hook = NULL;
+  h->finish_hook = NULL;
   eddy__queue_insert_tail(&loop->handles, &h->handle_node);
   eddy__queue_init(&h->close_node);
 }
@@ -44,7 +46,9 @@ void eddy_close(eddy_handle_t *h, eddy_close_cb close_cb) {
     eddy__poll_close((eddy_poll_t *)h);
     break;
   default:
-    assert(0 && "eddy_close: unknown handle type");
+    assert(h->stop_hook != NULL && "eddy_close: unknown handle type");
+    if (h->stop_hook != NULL)
+      h->stop_hook(h);
     break;
   }
   eddy__handle_stop(h);
@@ -80,8 +84,10 @@ int eddy_is_closing(const eddy_handle_t *h) {
 }
 
 const char *eddy_handle_type_name(eddy_handle_type type) {
-  static const char *const names[] = {"unknown", "timer", "idle",   "prepare",
-                                      "check",   "async", "signal", "poll"};
+  static const char *const names[] = {"unknown", "timer", "idle",
+                                      "prepare", "check", "async",
+                                      "signal",  "poll",  "tcp",
+                                      "unix",    "udp"};
   if ((unsigned)type >= sizeof names / sizeof names[0])
     return "unknown";
   return names[type];

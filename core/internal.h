@@ -68,9 +68,50 @@ typedef struct eddy__backend_s {
   /* Wait for events up to timeout ms (-1: no limit, 0: do not block),
    * update the loop time, and run the callbacks of what is ready. */
   void (*wait)(eddy_loop_t *loop, int timeout);
+
+  /* Stream operations on sio->io.fd, reported through sio's callbacks.
+   * accept: on_accept for each connection until stopped.  read: on_read
+   * with a borrowed slice of loop memory for each chunk until stopped.
+   * write: the stream's queue (fill_iov) has bytes; write what the kernel
+   * takes now and the rest later, reporting through on_written, possibly
+   * before write returns.  connect: 0 when under way (on_connect tells the
+   * end), or an immediate error.  sio_stop: end every operation; after it
+   * no callback of sio runs and the kernel holds nothing of it. */
+  int (*accept_start)(eddy_loop_t *loop, eddy__sio_t *sio);
+  void (*accept_stop)(eddy_loop_t *loop, eddy__sio_t *sio);
+  int (*read_start)(eddy_loop_t *loop, eddy__sio_t *sio);
+  void (*read_stop)(eddy_loop_t *loop, eddy__sio_t *sio);
+  void (*write)(eddy_loop_t *loop, eddy__sio_t *sio);
+  int (*connect)(eddy_loop_t *loop, eddy__sio_t *sio,
+                 const struct sockaddr *addr, socklen_t len);
+  void (*sio_stop)(eddy_loop_t *loop, eddy__sio_t *sio);
 } eddy__backend_t;
 
+/* eddy__sio_t.ops */
+enum {
+  EDDY__OP_ACCEPT = 1u << 0,
+  EDDY__OP_READ = 1u << 1,
+  EDDY__OP_WRITE = 1u << 2,
+  EDDY__OP_CONNECT = 1u << 3,
+};
+
+/* Size of the blocks reads land in: Node reads 64 KB at a time. */
+#define EDDY__READ_BLOCK (64 * 1024)
+
+/* A slice of EDDY__READ_BLOCK bytes for a read, from the loop's small cache
+ * of read blocks (core/slab.c). */
+int eddy__read_block(eddy_loop_t *loop, eddy_slice_t *out);
+
 EDDY__HIDDEN extern const eddy__backend_t eddy__backend_epoll;
+/* core/epoll_stream.c */
+int eddy__epoll_accept_start(eddy_loop_t *loop, eddy__sio_t *sio);
+void eddy__epoll_accept_stop(eddy_loop_t *loop, eddy__sio_t *sio);
+int eddy__epoll_read_start(eddy_loop_t *loop, eddy__sio_t *sio);
+void eddy__epoll_read_stop(eddy_loop_t *loop, eddy__sio_t *sio);
+void eddy__epoll_write(eddy_loop_t *loop, eddy__sio_t *sio);
+int eddy__epoll_connect(eddy_loop_t *loop, eddy__sio_t *sio,
+                        const struct sockaddr *addr, socklen_t len);
+void eddy__epoll_sio_stop(eddy_loop_t *loop, eddy__sio_t *sio);
 
 static inline void eddy__io_init(eddy__io_t *io, eddy__io_cb cb, int fd) {
   io->fd = fd;

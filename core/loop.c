@@ -154,6 +154,10 @@ static void run_closing(eddy_loop_t *loop) {
     eddy_queue_t *n = eddy__queue_head(&q);
     eddy__queue_remove(n);
     eddy_handle_t *h = eddy__container_of(n, eddy_handle_t, close_node);
+    if (h->finish_hook != NULL) {
+      h->finish_hook(h); /* e.g. a stream's cancelled write callbacks */
+      eddy__after_callback(loop);
+    }
     h->flags |= EDDY__HANDLE_CLOSED;
     eddy__queue_remove(&h->handle_node);
     if (h->close_cb != NULL) {

@@ -33,6 +33,7 @@
 
 #define EDDY__SLAB_ALIGN 16
 #define EDDY__SLAB_KEEP_FREE 4
+#define EDDY__READ_BLOCKS_KEEP 4
 
 struct eddy__slab_s {
   eddy__slab_pool_t *pool; /* NULL once the loop closed: orphaned */
@@ -84,6 +85,8 @@ void eddy__slab_loop_init(eddy_loop_t *loop) {
   pool->current = NULL;
   eddy__queue_init(&pool->free);
   pool->nfree = 0;
+  eddy__queue_init(&pool->read_free);
+  pool->nread_free = 0;
   pool->used_bytes = 0;
   pool->slab_bytes = 0;
 }
@@ -104,6 +107,9 @@ void eddy__slab_loop_close(eddy_loop_t *loop) {
     eddy__block_drop(pool->current);
   while (!eddy__queue_empty(&pool->free))
     eddy__block_drop(eddy__container_of(eddy__queue_head(&pool->free),
+                                        struct eddy__slab_s, node));
+  while (!eddy__queue_empty(&pool->read_free))
+    eddy__block_drop(eddy__container_of(eddy__queue_head(&pool->read_free),
                                         struct eddy__slab_s, node));
   eddy__slab_loop_init(loop);
 }
@@ -176,6 +182,26 @@ int eddy_slice_alloc(eddy_loop_t *loop, size_t len, eddy_slice_t *out) {
   return 0;
 }
 
+/* Reads land in 64 KB blocks that go back to a small cache when the read
+ * callback returns and nothing retained them, so a busy connection reuses
+ * the same block and an idle one holds none. */
+int eddy__read_block(eddy_loop_t *loop, eddy_slice_t *out) {
+  eddy__slab_pool_t *pool = &loop->slab;
+  if (pool->nread_free == 0)
+    return eddy__slice_alloc_large(pool, EDDY__READ_BLOCK, out);
+  struct eddy__slab_s *b = eddy__container_of(
+      eddy__queue_head(&pool->read_free), struct eddy__slab_s, node);
+  eddy__queue_remove(&b->node);
+  pool->nread_free--;
+  b->refs = 1;
+  eddy__queue_insert_tail(&pool->free, &b->node);
+  pool->used_bytes += b->bytes;
+  out->base = eddy__slab_data(b);
+  out->len = b->bytes;
+  out->owner = b;
+  return 0;
+}
+
 void eddy_slice_retain(eddy_slice_t *s) {
   if (s == NULL || s->owner == NULL)
     return;
@@ -194,6 +220,12 @@ static void eddy__block_empty(struct eddy__slab_s *b) {
   if (b->large) {
     pool->used_bytes -= b->bytes;
     eddy__queue_remove(&b->node);
+    if (b->bytes == EDDY__READ_BLOCK &&
+        pool->nread_free < EDDY__READ_BLOCKS_KEEP) {
+      eddy__queue_insert_head(&pool->read_free, &b->node);
+      pool->nread_free++;
+      return;
+    }
     free(b);
     return;
   }
@@ -222,11 +254,11 @@ void eddy_slice_release(eddy_slice_t *s) {
     eddy__block_empty(b);
 }
 
-/* For eddy_memory_usage: bytes of free slabs plus the room left in the
- * current slab. */
+/* For eddy_memory_usage: bytes of free slabs and cached read blocks, plus
+ * the room left in the current slab. */
 size_t eddy__slab_free_bytes(const eddy_loop_t *loop) {
   const eddy__slab_pool_t *pool = &loop->slab;
-  size_t n = pool->nfree * EDDY_SLAB_SIZE;
+  size_t n = pool->nfree * EDDY_SLAB_SIZE + pool->nread_free * EDDY__READ_BLOCK;
   if (pool->current != NULL)
     n += pool->current->bytes - pool->current->carved;
   return n;

@@ -72,6 +72,27 @@ struct eddy__io_s {
   void *backend_data;
 };
 
+/* A descriptor the backend does stream operations on: accept, read into
+ * loop-provided buffers, write a queue, connect.  The stream layer (net/)
+ * fills in the callbacks; the backend calls them. */
+typedef struct eddy__sio_s eddy__sio_t;
+struct eddy_slice_s;
+struct iovec;
+struct eddy__sio_s {
+  eddy__io_t io;
+  /* A connection was accepted: fd >= 0, or a negative error. */
+  void (*on_accept)(eddy__sio_t *sio, int fd);
+  /* nread > 0 bytes in *slice (borrowed for the call), or EDDY_EOF, or an
+   * error; with nread <= 0 slice is NULL. */
+  void (*on_read)(eddy__sio_t *sio, long nread, struct eddy_slice_s *slice);
+  /* Fills iov with the queued bytes not yet written; returns the count. */
+  int (*fill_iov)(eddy__sio_t *sio, struct iovec *iov, int max);
+  /* n bytes from the front of the queue are written, or n is an error. */
+  void (*on_written)(eddy__sio_t *sio, long n);
+  void (*on_connect)(eddy__sio_t *sio, int status);
+  unsigned ops; /* EDDY__OP_*: what the backend is doing for it */
+};
+
 /* Work deferred to the pending phase of the next iteration. */
 typedef struct eddy__pending_s {
   eddy_queue_t node;
@@ -98,6 +119,8 @@ typedef struct {
    * the blocks that still hold live slices, so loop close can find them. */
   eddy_queue_t free;
   size_t nfree;
+  eddy_queue_t read_free; /* empty read blocks kept for reuse */
+  size_t nread_free;
   size_t used_bytes;  /* bytes held by live slices (slabs and large buffers) */
   size_t slab_bytes;  /* bytes of all slabs, in use or free */
 } eddy__slab_pool_t;
@@ -194,6 +217,9 @@ typedef enum {
   EDDY_ASYNC,
   EDDY_SIGNAL,
   EDDY_POLL,
+  EDDY_TCP,
+  EDDY_UNIX,
+  EDDY_UDP,
   EDDY_HANDLE_TYPE_MAX
 } eddy_handle_type;
 
@@ -208,6 +234,10 @@ struct eddy_handle_s {
   eddy_close_cb close_cb;
   eddy_queue_t handle_node;
   eddy_queue_t close_node;
+  /* For handle types above core (streams, ...): eddy_close() calls
+   * stop_hook; the close phase calls finish_hook just before close_cb. */
+  void (*stop_hook)(eddy_handle_t *h);
+  void (*finish_hook)(eddy_handle_t *h);
 };
 
 EDDY_EXTERN void eddy_close(eddy_handle_t *h, eddy_close_cb close_cb);
@@ -383,7 +413,7 @@ EDDY_EXTERN eddy_buf_t eddy_buf_init(char *base, size_t len);
 #define EDDY_SLAB_SIZE 8192
 #define EDDY_SLAB_MAX_SLICE 4096
 
-typedef struct {
+typedef struct eddy_slice_s {
   char *base;
   size_t len;
   void *owner; /* private */
@@ -445,4 +475,7 @@ EDDY_EXTERN const char *eddy_err_name(int err);
 #ifdef __cplusplus
 }
 #endif
+
+#include "eddy/net.h"
+
 #endif
