@@ -34,7 +34,7 @@ WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
               -fvisibility=hidden -Iinclude -Icore -Ipool -I. $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
-LIBS := -lpthread
+LIBS := -luring -lpthread
 
 SOVERSION := 0
 VERSION := 0.1.0

@@ -146,4 +146,5 @@ const eddy__backend_t eddy__backend_epoll = {
     .write = eddy__epoll_write,
     .connect = eddy__epoll_connect,
     .sio_stop = eddy__epoll_sio_stop,
+    .sio_busy = eddy__epoll_sio_busy,
 };

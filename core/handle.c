@@ -15,6 +15,7 @@ void eddy__handle_init(eddy_loop_t *loop, eddy_handle_t *h,
   h->close_cb = NULL;
   h->stop_hook = NULL;
   h->finish_hook = NULL;
+  h->busy_hook = NULL;
   eddy__queue_insert_tail(&loop->handles, &h->handle_node);
   eddy__queue_init(&h->close_node);
 }

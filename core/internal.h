@@ -85,6 +85,9 @@ typedef struct eddy__backend_s {
   int (*connect)(eddy_loop_t *loop, eddy__sio_t *sio,
                  const struct sockaddr *addr, socklen_t len);
   void (*sio_stop)(eddy_loop_t *loop, eddy__sio_t *sio);
+  /* Nonzero while the kernel still holds memory of a stopped sio (a send's
+   * buffers): its handle's close callback waits. */
+  int (*sio_busy)(eddy_loop_t *loop, eddy__sio_t *sio);
 } eddy__backend_t;
 
 /* eddy__sio_t.ops */
@@ -102,7 +105,25 @@ enum {
  * of read blocks (core/slab.c). */
 int eddy__read_block(eddy_loop_t *loop, eddy_slice_t *out);
 
+/* Blocks a backend lends to the kernel and then to read callbacks (the
+ * io_uring provided buffers): refcounted like slices, and handed back to
+ * recycle() when the last reference goes. */
+struct eddy__slab_s;
+typedef void (*eddy__recycle_fn)(struct eddy__slab_s *b, void *ctx,
+                                 unsigned id);
+struct eddy__slab_s *eddy__lent_block_new(size_t bytes,
+                                          eddy__recycle_fn recycle, void *ctx,
+                                          unsigned id);
+char *eddy__lent_block_data(struct eddy__slab_s *b);
+/* A slice of the block's first len bytes, holding its only reference. */
+void eddy__lent_block_slice(struct eddy__slab_s *b, size_t len,
+                            eddy_slice_t *out);
+void eddy__lent_block_free(struct eddy__slab_s *b);
+
 EDDY__HIDDEN extern const eddy__backend_t eddy__backend_epoll;
+EDDY__HIDDEN extern const eddy__backend_t eddy__backend_uring;
+/* core/uring.c: 0 if a ring can be set up here, else why not. */
+int eddy__uring_probe(void);
 /* core/epoll_stream.c */
 int eddy__epoll_accept_start(eddy_loop_t *loop, eddy__sio_t *sio);
 void eddy__epoll_accept_stop(eddy_loop_t *loop, eddy__sio_t *sio);
@@ -112,6 +133,7 @@ void eddy__epoll_write(eddy_loop_t *loop, eddy__sio_t *sio);
 int eddy__epoll_connect(eddy_loop_t *loop, eddy__sio_t *sio,
                         const struct sockaddr *addr, socklen_t len);
 void eddy__epoll_sio_stop(eddy_loop_t *loop, eddy__sio_t *sio);
+int eddy__epoll_sio_busy(eddy_loop_t *loop, eddy__sio_t *sio);
 
 static inline void eddy__io_init(eddy__io_t *io, eddy__io_cb cb, int fd) {
   io->fd = fd;

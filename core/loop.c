@@ -11,25 +11,48 @@
  * rest waits for the next iteration, with a poll that does not block). */
 #define EDDY__PENDING_ROUNDS 8
 
+/* The io_uring probe's verdict, made once per process: 0, or why not. */
+static int uring_verdict(void) {
+  static int verdict = 1; /* 1: not probed yet */
+  int v = __atomic_load_n(&verdict, __ATOMIC_ACQUIRE);
+  if (v == 1) {
+    v = eddy__uring_probe();
+    __atomic_store_n(&verdict, v, __ATOMIC_RELEASE);
+  }
+  return v;
+}
+
+/* EDDY_BACKEND forces a backend; without it the loop takes io_uring when
+ * the kernel allows it, else epoll, and says once why it fell back. */
 static const eddy__backend_t *choose_backend(int *err) {
+  static int told;
   const char *want = getenv("EDDY_BACKEND");
   *err = 0;
-  if (want == NULL || *want == '\0' || strcmp(want, "epoll") == 0)
+  if (want != NULL && strcmp(want, "epoll") == 0)
     return &eddy__backend_epoll;
-  if (strcmp(want, "io_uring") == 0) {
-    fprintf(stderr, "eddy: EDDY_BACKEND=io_uring: the io_uring backend is "
-                    "not built yet; use EDDY_BACKEND=epoll\n");
-    *err = EDDY_ENOSYS;
-  } else {
+  if (want != NULL && strcmp(want, "io_uring") == 0)
+    return &eddy__backend_uring;
+  if (want != NULL && *want != '\0') {
     fprintf(stderr, "eddy: EDDY_BACKEND=%s: unknown backend (epoll, "
                     "io_uring)\n", want);
     *err = EDDY_EINVAL;
+    return NULL;
   }
-  return NULL;
+  int why = uring_verdict();
+  if (why == 0)
+    return &eddy__backend_uring;
+  if (!__atomic_exchange_n(&told, 1, __ATOMIC_ACQ_REL))
+    fprintf(stderr, "eddy: io_uring unavailable (%s), using epoll\n",
+            eddy_strerror(why));
+  return &eddy__backend_epoll;
 }
 
 int eddy_backend_available(const char *name) {
-  return name != NULL && strcmp(name, "epoll") == 0;
+  if (name == NULL)
+    return 0;
+  if (strcmp(name, "epoll") == 0)
+    return 1;
+  return strcmp(name, "io_uring") == 0 && uring_verdict() == 0;
 }
 
 const char *eddy_backend_name(const eddy_loop_t *loop) {
@@ -62,8 +85,19 @@ int eddy_loop_init(eddy_loop_t *loop) {
   if (loop->backend == NULL)
     return err;
   err = loop->backend->init(loop);
-  if (err != 0)
+  if (err != 0 && loop->backend == &eddy__backend_uring &&
+      getenv("EDDY_BACKEND") == NULL) {
+    /* The probe passed but this ring failed (memory, limits): fall back. */
+    fprintf(stderr, "eddy: io_uring setup failed (%s), using epoll\n",
+            eddy_strerror(err));
+    loop->backend = &eddy__backend_epoll;
+    err = loop->backend->init(loop);
+  }
+  if (err != 0) {
+    fprintf(stderr, "eddy: %s backend: %s\n", loop->backend->name,
+            eddy_strerror(err));
     goto fail_backend;
+  }
   err = eddy__async_loop_init(loop);
   if (err != 0)
     goto fail_async;
@@ -145,7 +179,8 @@ static void run_pending(eddy_loop_t *loop) {
 }
 
 /* Close callbacks run in the order eddy_close() was called.  A handle
- * closed from a close callback waits for the next iteration. */
+ * closed from a close callback, or one the kernel still holds, waits for
+ * the next iteration. */
 static void run_closing(eddy_loop_t *loop) {
   eddy_queue_t q;
 
@@ -154,6 +189,12 @@ static void run_closing(eddy_loop_t *loop) {
     eddy_queue_t *n = eddy__queue_head(&q);
     eddy__queue_remove(n);
     eddy_handle_t *h = eddy__container_of(n, eddy_handle_t, close_node);
+    if (h->busy_hook != NULL && h->busy_hook(h)) {
+      /* The kernel still reads or writes its memory (a cancelled io_uring
+       * send): wait for the completion, a later iteration. */
+      eddy__queue_insert_tail(&loop->closing, n);
+      continue;
+    }
     if (h->finish_hook != NULL) {
       h->finish_hook(h); /* e.g. a stream's cancelled write callbacks */
       eddy__after_callback(loop);

@@ -42,6 +42,11 @@ struct eddy__slab_s {
   size_t bytes;            /* data bytes: EDDY_SLAB_SIZE, or the large length */
   size_t carved;           /* slab: bytes handed out since it was last empty */
   int large;
+  /* A block a backend lends out (an io_uring provided buffer): when its last
+   * reference goes it is handed back instead of being freed. */
+  void (*recycle)(struct eddy__slab_s *b, void *ctx, unsigned id);
+  void *ctx;
+  unsigned id;
 };
 
 /* The data follows the header at a 16-byte boundary. */
@@ -72,6 +77,9 @@ static struct eddy__slab_s *eddy__block_new(eddy__slab_pool_t *pool,
   b->bytes = bytes;
   b->carved = 0;
   b->large = large;
+  b->recycle = NULL;
+  b->ctx = NULL;
+  b->id = 0;
   return b;
 }
 
@@ -212,6 +220,10 @@ void eddy_slice_retain(eddy_slice_t *s) {
 
 /* The last reference of a block went: give its bytes back. */
 static void eddy__block_empty(struct eddy__slab_s *b) {
+  if (b->recycle != NULL) {
+    b->recycle(b, b->ctx, b->id);
+    return;
+  }
   eddy__slab_pool_t *pool = b->pool;
   if (pool == NULL) { /* orphaned by eddy__slab_loop_close */
     free(b);
@@ -262,4 +274,39 @@ size_t eddy__slab_free_bytes(const eddy_loop_t *loop) {
   if (pool->current != NULL)
     n += pool->current->bytes - pool->current->carved;
   return n;
+}
+
+/* ---- Blocks a backend lends out ------------------------------------------ */
+
+struct eddy__slab_s *eddy__lent_block_new(size_t bytes,
+                                          eddy__recycle_fn recycle, void *ctx,
+                                          unsigned id) {
+  struct eddy__slab_s *b = eddy__block_new(NULL, bytes, 1);
+  if (b == NULL)
+    return NULL;
+  b->recycle = recycle;
+  b->ctx = ctx;
+  b->id = id;
+  return b;
+}
+
+char *eddy__lent_block_data(struct eddy__slab_s *b) {
+  return eddy__slab_data(b);
+}
+
+void eddy__lent_block_slice(struct eddy__slab_s *b, size_t len,
+                            eddy_slice_t *out) {
+  b->refs = 1;
+  out->base = eddy__slab_data(b);
+  out->len = len;
+  out->owner = b;
+}
+
+/* The lender goes away: a block nobody holds is freed now, one a slice
+ * still holds is freed by its last release. */
+void eddy__lent_block_free(struct eddy__slab_s *b) {
+  b->recycle = NULL;
+  b->pool = NULL;
+  if (b->refs == 0)
+    free(b);
 }

@@ -238,6 +238,9 @@ struct eddy_handle_s {
    * stop_hook; the close phase calls finish_hook just before close_cb. */
   void (*stop_hook)(eddy_handle_t *h);
   void (*finish_hook)(eddy_handle_t *h);
+  /* Nonzero while the kernel still holds the handle's memory: the close
+   * callback waits for a later close phase. */
+  int (*busy_hook)(eddy_handle_t *h);
 };
 
 EDDY_EXTERN void eddy_close(eddy_handle_t *h, eddy_close_cb close_cb);

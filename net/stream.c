@@ -525,11 +525,17 @@ static void stream_finish_hook(eddy_handle_t *h) {
   }
 }
 
+static int stream_busy_hook(eddy_handle_t *h) {
+  eddy_stream_t *s = (eddy_stream_t *)h;
+  return h->loop->backend->sio_busy(h->loop, &s->sio);
+}
+
 void eddy__stream_init(eddy_loop_t *loop, eddy_stream_t *s,
                        eddy_handle_type type) {
   eddy__handle_init(loop, &s->handle, type);
   s->handle.stop_hook = stream_stop_hook;
   s->handle.finish_hook = stream_finish_hook;
+  s->handle.busy_hook = stream_busy_hook;
   s->write_queue_size = 0;
   s->high_water_mark = EDDY_STREAM_HIGH_WATER_MARK;
   memset(&s->sio, 0, sizeof s->sio);

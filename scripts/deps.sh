@@ -4,7 +4,7 @@
 #   scripts/deps.sh perf     also the perf suite's peers
 set -eu
 
-pkgs="gcc make pkg-config libcriterion-dev"
+pkgs="gcc make pkg-config libcriterion-dev liburing-dev"
 if [ "${1:-}" = perf ]; then
   pkgs="$pkgs libuv1-dev"
 fi

@@ -400,10 +400,11 @@ Test(loop, backend_from_environment) {
   eddy_loop_t loop;
   setenv("EDDY_BACKEND", "kqueue", 1);
   cr_assert(eq(int, eddy_loop_init(&loop), EDDY_EINVAL));
-  if (!eddy_backend_available("io_uring")) {
-    setenv("EDDY_BACKEND", "io_uring", 1);
-    cr_assert(eq(int, eddy_loop_init(&loop), EDDY_ENOSYS));
-  }
+  /* Forced io_uring on a kernel that refuses it: an error, no fallback. */
+  setenv("EDDY_BACKEND", "io_uring", 1);
+  setenv("EDDY_URING_FAIL", "1", 1);
+  cr_assert(eq(int, eddy_loop_init(&loop), EDDY_EPERM));
+  unsetenv("EDDY_URING_FAIL");
   setenv("EDDY_BACKEND", "epoll", 1);
   cr_assert(eq(int, eddy_loop_init(&loop), 0));
   cr_assert(eq(str, (char *)eddy_backend_name(&loop), "epoll"));
@@ -414,4 +415,21 @@ Test(loop, phase_and_handle_names) {
   cr_assert(eq(str, (char *)eddy_phase_name(EDDY_PHASE_CHECK), "check"));
   cr_assert(eq(str, (char *)eddy_phase_name((eddy_phase)99), "unknown"));
   cr_assert(eq(str, (char *)eddy_handle_type_name(EDDY_ASYNC), "async"));
+}
+
+Test(loop, io_uring_setup_failure_falls_back_to_epoll) {
+  eddy_loop_t loop;
+  /* As a kernel that refuses io_uring (EPERM under seccomp) would. */
+  setenv("EDDY_URING_FAIL", "1", 1);
+  unsetenv("EDDY_BACKEND");
+  cr_assert(eq(int, eddy_backend_available("io_uring"), 0));
+  cr_assert(eq(int, eddy_loop_init(&loop), 0));
+  cr_assert(eq(str, (char *)eddy_backend_name(&loop), "epoll"));
+  eddy_timer_t t;
+  eddy_timer_init(&loop, &t);
+  eddy_timer_start(&t, count_fired, 1, 0);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  cr_assert(eq(int, fired, 1), "the fallback loop runs");
+  eddy_close((eddy_handle_t *)&t, NULL);
+  eddy_test_loop_close(&loop);
 }

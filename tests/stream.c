@@ -463,3 +463,87 @@ EDDY_IO_TEST(stream, emfile_sheds_connection_and_recovers) {
   cr_assert(eq(int, accepted_after, 1));
   cr_assert(eq(int, eddy_loop_close(&loop), 0));
 }
+
+/* ---- Read buffers held by the application -------------------------------- */
+
+#define HELD_TOTAL (8 * 1024 * 1024)
+#define HELD_MAX 4096
+
+static eddy_slice_t held[HELD_MAX];
+static size_t nheld, held_received;
+static uint32_t held_sum, held_sent_sum;
+static eddy_timer_t release_timer;
+static char held_chunk[CHUNK];
+static eddy_write_t held_w[HELD_TOTAL / CHUNK];
+
+static void release_held(eddy_timer_t *t) {
+  for (size_t i = 0; i < nheld; i++)
+    eddy_slice_release(&held[i]);
+  nheld = 0;
+}
+
+static void hold_read(eddy_stream_t *s, ssize_t nread, const eddy_slice_t *buf) {
+  if (nread == EDDY_EOF) {
+    release_held(NULL);
+    eddy_close((eddy_handle_t *)s, NULL);
+    eddy_close((eddy_handle_t *)server, NULL);
+    eddy_close((eddy_handle_t *)&release_timer, NULL);
+    return;
+  }
+  cr_assert(gt(long, (long)nread, 0L), "read: %s", eddy_err_name((int)nread));
+  for (ssize_t i = 0; i < nread; i++)
+    held_sum = held_sum * 31 + (uint8_t)buf->base[i];
+  held_received += (size_t)nread;
+  /* Keep the buffer: the loop must not reuse it, and must not stall or
+   * lose bytes when every buffer it has is held (io_uring's ring runs
+   * dry and the receive waits for a buffer to come back). */
+  cr_assert(lt(sz, nheld, (size_t)HELD_MAX));
+  held[nheld] = *buf;
+  eddy_slice_retain(&held[nheld]);
+  nheld++;
+}
+
+static void hold_connection(eddy_stream_t *srv, int status) {
+  cr_assert(eq(int, eddy_accept(srv, peer_stream), 0));
+  eddy_read_start(peer_stream, hold_read);
+}
+
+static void held_connected(eddy_connect_t *req, int status) {
+  cr_assert(eq(int, status, 0));
+  for (size_t i = 0; i < HELD_TOTAL / CHUNK; i++) {
+    eddy_buf_t b = eddy_buf_init(held_chunk, CHUNK);
+    eddy_write(&held_w[i], req->stream, &b, 1, NULL);
+  }
+  eddy_shutdown(&client_sd, req->stream, NULL);
+}
+
+EDDY_IO_TEST(stream, held_read_buffers_are_not_reused_and_nothing_is_lost) {
+  eddy_loop_t loop;
+  eddy_tcp_t srv, client;
+  eddy_connect_t creq;
+  struct sockaddr_in addr;
+  for (size_t i = 0; i < CHUNK; i++)
+    held_chunk[i] = (char)(i * 13 + i / 1000);
+  for (size_t n = 0; n < HELD_TOTAL / CHUNK; n++)
+    for (size_t i = 0; i < CHUNK; i++)
+      held_sent_sum = held_sent_sum * 31 + (uint8_t)held_chunk[i];
+  eddy_test_loop_init(&loop, *backend);
+  eddy_timer_init(&loop, &release_timer);
+  eddy_timer_start(&release_timer, release_held, 20, 20);
+  eddy_tcp_init(&loop, &srv);
+  eddy_tcp_init(&loop, &client);
+  eddy_tcp_init(&loop, &peer.tcp);
+  server = &srv.stream;
+  peer_stream = &peer.tcp.stream;
+  eddy_ip4_addr("127.0.0.1", 0, &addr);
+  eddy_tcp_bind(&srv, (struct sockaddr *)&addr, 0);
+  eddy_listen(&srv.stream, 16, hold_connection);
+  eddy_ip4_addr("127.0.0.1", bound_port(&srv), &addr);
+  eddy_tcp_connect(&creq, &client, (struct sockaddr *)&addr, held_connected);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  eddy_read_start(&client.stream, client_closed_on_eof);
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  cr_assert(eq(sz, held_received, (size_t)HELD_TOTAL));
+  cr_assert(eq(u32, held_sum, held_sent_sum), "bytes differ end to end");
+  cr_assert(eq(int, eddy_loop_close(&loop), 0));
+}
