@@ -93,24 +93,36 @@ static int bound_port(eddy_tcp_t *t) {
   return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-EDDY_IO_TEST(stream, tcp4_echo_roundtrip_and_half_close) {
-  eddy_loop_t loop;
+/* A listening IPv4 server on a free loopback port, its accepted side in
+ * `peer`, and a client connecting to it. */
+typedef struct {
   eddy_tcp_t srv, client;
   eddy_connect_t creq;
+} tcp_setup_t;
+
+static void tcp_start(eddy_loop_t *loop, tcp_setup_t *t,
+                      eddy_connection_cb on_conn, eddy_connect_cb on_connected) {
   struct sockaddr_in addr;
-  eddy_test_loop_init(&loop, *backend);
-  eddy_tcp_init(&loop, &srv);
-  eddy_tcp_init(&loop, &client);
-  eddy_tcp_init(&loop, &peer.tcp);
-  server = &srv.stream;
+  eddy_tcp_init(loop, &t->srv);
+  eddy_tcp_init(loop, &t->client);
+  eddy_tcp_init(loop, &peer.tcp);
+  server = &t->srv.stream;
   peer_stream = &peer.tcp.stream;
   eddy_ip4_addr("127.0.0.1", 0, &addr);
-  cr_assert(eq(int, eddy_tcp_bind(&srv, (struct sockaddr *)&addr, 0), 0));
-  cr_assert(eq(int, eddy_listen(&srv.stream, 16, on_connection), 0));
-  eddy_ip4_addr("127.0.0.1", bound_port(&srv), &addr);
-  cr_assert(eq(int, eddy_tcp_connect(&creq, &client, (struct sockaddr *)&addr,
-                                     client_connected), 0));
-  run_echo(&loop, &client.stream);
+  cr_assert(eq(int, eddy_tcp_bind(&t->srv, (struct sockaddr *)&addr, 0), 0));
+  cr_assert(eq(int, eddy_listen(&t->srv.stream, 16, on_conn), 0));
+  eddy_ip4_addr("127.0.0.1", bound_port(&t->srv), &addr);
+  cr_assert(eq(int, eddy_tcp_connect(&t->creq, &t->client,
+                                     (struct sockaddr *)&addr, on_connected),
+               0));
+}
+
+EDDY_IO_TEST(stream, tcp4_echo_roundtrip_and_half_close) {
+  eddy_loop_t loop;
+  tcp_setup_t t;
+  eddy_test_loop_init(&loop, *backend);
+  tcp_start(&loop, &t, on_connection, client_connected);
+  run_echo(&loop, &t.client.stream);
 }
 
 EDDY_IO_TEST(stream, tcp6_echo_roundtrip) {
@@ -254,26 +266,15 @@ static void client_closed_on_eof(eddy_stream_t *s, ssize_t n,
 
 EDDY_IO_TEST(stream, large_writes_respect_high_water_mark_and_drain) {
   eddy_loop_t loop;
-  eddy_tcp_t srv, client;
-  eddy_connect_t creq;
-  struct sockaddr_in addr;
+  tcp_setup_t t;
   for (size_t i = 0; i < CHUNK; i++)
     chunk[i] = (char)(i * 7 + i / 4096);
   eddy_test_loop_init(&loop, *backend);
   eddy_timer_init(&loop, &slow_timer);
-  eddy_tcp_init(&loop, &srv);
-  eddy_tcp_init(&loop, &client);
-  eddy_tcp_init(&loop, &peer.tcp);
-  server = &srv.stream;
-  peer_stream = &peer.tcp.stream;
-  eddy_ip4_addr("127.0.0.1", 0, &addr);
-  eddy_tcp_bind(&srv, (struct sockaddr *)&addr, 0);
-  eddy_listen(&srv.stream, 16, bp_connection);
-  eddy_ip4_addr("127.0.0.1", bound_port(&srv), &addr);
-  eddy_tcp_connect(&creq, &client, (struct sockaddr *)&addr, bp_connected);
+  tcp_start(&loop, &t, bp_connection, bp_connected);
   eddy_run(&loop, EDDY_RUN_DEFAULT);
   /* The client's side is still open: its peer closed; read EOF to end. */
-  eddy_read_start(&client.stream, client_closed_on_eof);
+  eddy_read_start(&t.client.stream, client_closed_on_eof);
   eddy_run(&loop, EDDY_RUN_DEFAULT);
   cr_assert(eq(sz, received, (size_t)TOTAL));
   cr_assert(eq(u32, recv_sum, sent_sum), "bytes differ end to end");
@@ -348,20 +349,9 @@ static void accept_and_hold(eddy_stream_t *srv, int status) {
 
 EDDY_IO_TEST(stream, close_cancels_queued_writes_before_close_callback) {
   eddy_loop_t loop;
-  eddy_tcp_t srv, client;
-  eddy_connect_t creq;
-  struct sockaddr_in addr;
+  tcp_setup_t t;
   eddy_test_loop_init(&loop, *backend);
-  eddy_tcp_init(&loop, &srv);
-  eddy_tcp_init(&loop, &client);
-  eddy_tcp_init(&loop, &peer.tcp);
-  server = &srv.stream;
-  peer_stream = &peer.tcp.stream;
-  eddy_ip4_addr("127.0.0.1", 0, &addr);
-  eddy_tcp_bind(&srv, (struct sockaddr *)&addr, 0);
-  eddy_listen(&srv.stream, 16, accept_and_hold);
-  eddy_ip4_addr("127.0.0.1", bound_port(&srv), &addr);
-  eddy_tcp_connect(&creq, &client, (struct sockaddr *)&addr, write_then_close);
+  tcp_start(&loop, &t, accept_and_hold, write_then_close);
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, cancel_status[2], EDDY_ECANCELED));
   cr_assert(eq(int, close_cb_ran_after, 1));
@@ -519,9 +509,7 @@ static void held_connected(eddy_connect_t *req, int status) {
 
 EDDY_IO_TEST(stream, held_read_buffers_are_not_reused_and_nothing_is_lost) {
   eddy_loop_t loop;
-  eddy_tcp_t srv, client;
-  eddy_connect_t creq;
-  struct sockaddr_in addr;
+  tcp_setup_t t;
   for (size_t i = 0; i < CHUNK; i++)
     held_chunk[i] = (char)(i * 13 + i / 1000);
   for (size_t n = 0; n < HELD_TOTAL / CHUNK; n++)
@@ -530,18 +518,9 @@ EDDY_IO_TEST(stream, held_read_buffers_are_not_reused_and_nothing_is_lost) {
   eddy_test_loop_init(&loop, *backend);
   eddy_timer_init(&loop, &release_timer);
   eddy_timer_start(&release_timer, release_held, 20, 20);
-  eddy_tcp_init(&loop, &srv);
-  eddy_tcp_init(&loop, &client);
-  eddy_tcp_init(&loop, &peer.tcp);
-  server = &srv.stream;
-  peer_stream = &peer.tcp.stream;
-  eddy_ip4_addr("127.0.0.1", 0, &addr);
-  eddy_tcp_bind(&srv, (struct sockaddr *)&addr, 0);
-  eddy_listen(&srv.stream, 16, hold_connection);
-  eddy_ip4_addr("127.0.0.1", bound_port(&srv), &addr);
-  eddy_tcp_connect(&creq, &client, (struct sockaddr *)&addr, held_connected);
+  tcp_start(&loop, &t, hold_connection, held_connected);
   eddy_run(&loop, EDDY_RUN_DEFAULT);
-  eddy_read_start(&client.stream, client_closed_on_eof);
+  eddy_read_start(&t.client.stream, client_closed_on_eof);
   eddy_run(&loop, EDDY_RUN_DEFAULT);
   cr_assert(eq(sz, held_received, (size_t)HELD_TOTAL));
   cr_assert(eq(u32, held_sum, held_sent_sum), "bytes differ end to end");
