@@ -41,6 +41,17 @@ VERSION := 0.1.0
 
 LIB_SRC := $(wildcard core/*.c pool/*.c io/*.c net/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# llhttp, Node's HTTP parser, from Debian's node-llhttp: its C sources are
+# compiled into the library from where the package installs them, never
+# copied into the repository.  Not our code: its warnings are not errors.
+# -fvisibility=hidden (from CFLAGS_ALL) keeps its symbols out of
+# libeddy.so's exports.
+LLHTTP_DIR ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+LLHTTP_OBJ := $(addprefix $(BUILD)/obj/llhttp/,llhttp.o api.o http.o)
+LIB_OBJ += $(LLHTTP_OBJ)
+
 APP_SRC := $(wildcard apps/*.c)
 APPS := $(APP_SRC:apps/%.c=$(BUILD)/bin/%)
 TEST_SRC := $(wildcard tests/*.c)
@@ -67,6 +78,15 @@ apps: $(APPS)
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/net/http%.o: CFLAGS_ALL += -I$(LLHTTP_INC)
+
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c $(LLHTTP_INC)/llhttp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(WARN),$(CFLAGS_ALL)) -w -I$(LLHTTP_INC) -c $< -o $@
+
+$(LLHTTP_INC)/llhttp.h:
+	@echo "eddy: $@ is missing: install node-llhttp (make deps)" >&2; exit 1
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -99,7 +119,7 @@ $(TEST_BIN): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(LDFLAGS_ALL) -lcriterion $(LIBS)
 
-$(BUILD)/obj/tests/%.o: tests/%.c tests/helpers.h $(wildcard include/*.h include/eddy/*.h core/*.h)
+$(BUILD)/obj/tests/%.o: tests/%.c $(wildcard tests/*.h) $(wildcard include/*.h include/eddy/*.h core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests -c $< -o $@
 

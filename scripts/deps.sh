@@ -4,7 +4,7 @@
 #   scripts/deps.sh perf     also the perf suite's peers
 set -eu
 
-pkgs="gcc make pkg-config libcriterion-dev liburing-dev"
+pkgs="gcc make pkg-config libcriterion-dev liburing-dev node-llhttp curl"
 if [ "${1:-}" = perf ]; then
   pkgs="$pkgs libuv1-dev"
 fi

@@ -167,4 +167,7 @@ EDDY_EXTERN int eddy_unix_connect(eddy_connect_t *req, eddy_unix_t *u,
 #ifdef __cplusplus
 }
 #endif
+
+#include "eddy/http.h"
+
 #endif
