@@ -271,16 +271,25 @@ void eddy__http_reject(eddy__http_conn_t *c, int status) {
     e->flags |= EDDY__X_USER_DONE | EDDY__X_MSG_DONE;
     eddy__http_queue_push(c, e);
     eddy__http_error_response(e, status);
-  } else {
-    /* Its body failed: the application hears it, and the server answers
-     * in its place unless the response has begun. */
-    body_fail(e, status == 413 ? EDDY_EMSGSIZE : EDDY_EPROTO);
-    if (!(e->flags & (EDDY__X_HEAD_SENT | EDDY__X_ENDED)))
-      eddy__http_error_response(e, status);
-    else
-      e->flags |= EDDY__X_ENDED | EDDY__X_CLOSE;
+    eddy__http_queue_advance(c);
+    return;
   }
+  /* A request the application has: its body failed.  The server answers
+   * in its place unless the response has begun, and the application hears
+   * it now (it may have left the queue by the time a tick would run). */
+  int err = status == 413 ? EDDY_EMSGSIZE : EDDY_EPROTO;
+  body_fail(e, err);
+  eddy__http_drop_held(e);
+  if (!(e->flags & (EDDY__X_HEAD_SENT | EDDY__X_ENDED)))
+    eddy__http_error_response(e, status);
+  else
+    e->flags |= EDDY__X_ENDED | EDDY__X_CLOSE;
+  e->flags |= EDDY__X_BUSY;
   eddy__http_queue_advance(c);
+  if (!(e->flags & EDDY__X_USER_DONE))
+    notify_one(e, err);
+  e->flags &= ~EDDY__X_BUSY;
+  eddy__http_exch_maybe_release(e);
 }
 
 void eddy__http_conn_abort(eddy__http_conn_t *c, int err) {

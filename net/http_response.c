@@ -451,6 +451,8 @@ int eddy_http_req_read_start(eddy_http_req_t *req, eddy_http_body_cb cb) {
     return EDDY_EINVAL;
   if (e->conn == NULL)
     return EDDY_ECONNRESET;
+  if (e->flags & EDDY__X_ENDED)
+    return e->body_err != 0 ? e->body_err : EDDY_ECANCELED;
   e->body_cb = cb;
   e->flags |= EDDY__X_READING;
   if ((e->flags & (EDDY__X_EXPECT | EDDY__X_CONTINUED | EDDY__X_HEAD_SENT |
