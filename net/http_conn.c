@@ -105,6 +105,8 @@ void eddy__http_queue_advance(eddy__http_conn_t *c) {
 /* ---- Bodies ---------------------------------------------------------------- */
 
 void eddy__http_drop_held(eddy__http_exch_t *e) {
+  if (e->held.owner == NULL)
+    return;
   eddy_slice_release(&e->held);
   e->held = (eddy_slice_t){0};
   e->held_cap = 0;

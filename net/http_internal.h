@@ -132,8 +132,6 @@ enum {
   EDDY__P_BASE = 1u << 0,     /* head_base is set */
   EDDY__P_METHOD = 1u << 1,   /* the method span began */
   EDDY__P_URL = 1u << 2,      /* the target span began */
-  EDDY__P_URL_DONE = 1u << 3,
-  EDDY__P_VERSION = 1u << 4,
   EDDY__P_FIELD = 1u << 5,    /* a header name span is open */
   EDDY__P_VALUE = 1u << 6,    /* a header value span is open */
   EDDY__P_HEADERS = 1u << 7,  /* headers complete: what follows is body */
@@ -175,6 +173,15 @@ struct eddy__http_conn_s {
   int reject; /* status the parser callbacks decided to answer */
 };
 
+/* s[0..n) equals lit (lower case, letters, digits and '-') ignoring case.
+ * For names already known to be tokens: '|0x20' folds only letters there. */
+static inline int eddy__http_ieq(const char *s, const char *lit, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((s[i] | 0x20) != lit[i])
+      return 0;
+  return 1;
+}
+
 static inline eddy__http_exch_t *eddy__http_req_exch(const eddy_http_req_t *r) {
   return eddy__container_of(r, eddy__http_exch_t, req);
 }
@@ -194,7 +201,9 @@ eddy__http_exch_t *eddy__http_exch_get(eddy_http_server_t *srv);
 void eddy__http_exch_put(eddy_http_server_t *srv, eddy__http_exch_t *e);
 eddy__http_batch_t *eddy__http_batch_get(eddy_http_server_t *srv);
 void eddy__http_batch_put(eddy_http_server_t *srv, eddy__http_batch_t *b);
+/* Joins list from now; timer_keep joins it keeping c->since. */
 void eddy__http_timer_set(eddy__http_conn_t *c, eddy_queue_t *list);
+void eddy__http_timer_keep(eddy__http_conn_t *c, eddy_queue_t *list);
 void eddy__http_timer_stop(eddy__http_conn_t *c);
 void eddy__http_conn_close(eddy__http_conn_t *c);
 /* Frees a closed connection whose close callback waited for a tick. */
@@ -229,6 +238,7 @@ void eddy__http_maybe_finish(eddy__http_conn_t *c);
 
 /* http_out.c */
 char *eddy__http_reserve(eddy__http_exch_t *e, size_t n);
+void eddy__http_unreserve(eddy__http_exch_t *e, size_t n);
 int eddy__http_append(eddy__http_exch_t *e, const void *data, size_t n);
 void eddy__http_out_move(eddy__http_out_t *to, eddy__http_out_t *from);
 void eddy__http_out_free(eddy_http_server_t *srv, eddy__http_out_t *o);

@@ -54,6 +54,14 @@ char *eddy__http_reserve(eddy__http_exch_t *e, size_t n) {
   return b->chunk[b->n++].base;
 }
 
+/* Gives back the last n bytes of the latest reservation, unused. */
+void eddy__http_unreserve(eddy__http_exch_t *e, size_t n) {
+  eddy__http_out_t *o = target(e);
+  eddy__http_batch_t *b = o->tail;
+  b->used[b->n - 1] -= n;
+  o->bytes -= n;
+}
+
 int eddy__http_append(eddy__http_exch_t *e, const void *data, size_t n) {
   if (n == 0)
     return 0;

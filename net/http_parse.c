@@ -37,12 +37,19 @@ static int fail(eddy__http_conn_t *c, int status) {
 
 /* ---- Spans ------------------------------------------------------------------ */
 
+/* 414 while the target is the last thing read (it alone is too long),
+ * else 431. */
+static int too_big(const eddy__http_conn_t *c, const char *end) {
+  const eddy_http_str_t *t = &c->parsing->req.target;
+  int in_url = (c->pflags & EDDY__P_URL) && c->parsing->req.nheaders == 0 &&
+               (uintptr_t)t->base + t->len == (uintptr_t)(end - c->head_base);
+  return in_url ? 414 : 431;
+}
+
 static int limit_check(eddy__http_conn_t *c, const char *end) {
   if ((size_t)(end - c->head_base) <= c->srv->opts.max_header_size)
     return 0;
-  /* Still inside the target: it alone is too long. */
-  int in_url = (c->pflags & (EDDY__P_URL | EDDY__P_URL_DONE)) == EDDY__P_URL;
-  return fail(c, in_url ? 414 : 431);
+  return fail(c, too_big(c, end));
 }
 
 /* Records a piece of a string as an offset from the head's first byte;
@@ -84,15 +91,16 @@ static int on_message_begin(llhttp_t *p) {
   c->pflags = 0;
   c->cl = 0;
   c->extra = 0;
-  /* Started once, at the first byte: further bytes do not extend it. */
-  eddy__http_timer_set(c, &c->srv->head_list);
+  /* The headers' deadline counts from the first byte; further bytes do
+   * not extend it.  Most heads complete in the read they begin in: the
+   * connection joins the timeout list only if this one does not. */
+  eddy__queue_remove(&c->tnode);
+  c->since = eddy_now(c->srv->loop);
   return 0;
 }
 
 static int on_method(llhttp_t *p, const char *at, size_t len) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   if (!(c->pflags & EDDY__P_BASE)) {
     c->pflags |= EDDY__P_BASE;
     c->head_base = at;
@@ -102,18 +110,7 @@ static int on_method(llhttp_t *p, const char *at, size_t len) {
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   return span(c, &c->parsing->req.target, EDDY__P_URL, at, len);
-}
-
-static int on_url_complete(llhttp_t *p) {
-  pconn(p)->pflags |= EDDY__P_URL_DONE;
-  return 0;
-}
-
-static int on_version(llhttp_t *p, const char *at, size_t len) {
-  return limit_check(pconn(p), at + len);
 }
 
 /* ---- Headers ---------------------------------------------------------------------- */
@@ -143,11 +140,9 @@ static eddy_http_header_t *header_last(eddy__http_exch_t *e) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   eddy__http_exch_t *e = c->parsing;
   if (c->pflags & EDDY__P_HEADERS)
-    return extra(c, len, 431); /* a trailer */
+    return stopped(c) ? -1 : extra(c, len, 431); /* a trailer */
   if (!(c->pflags & EDDY__P_FIELD)) {
     if (header_new(e) == NULL)
       return fail(c, 431);
@@ -156,28 +151,16 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   return span(c, &header_last(e)->name, EDDY__P_FIELD, at, len);
 }
 
-static int on_header_field_complete(llhttp_t *p) {
-  eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
-  if (c->pflags & EDDY__P_HEADERS)
-    return 0;
-  c->pflags &= ~EDDY__P_FIELD;
-  /* llhttp 8.1 takes ": value" as a header with an empty name. */
-  return header_last(c->parsing)->name.len == 0 ? fail(c, 400) : 0;
-}
-
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   if (c->pflags & EDDY__P_HEADERS)
-    return extra(c, len, 431);
+    return stopped(c) ? -1 : extra(c, len, 431);
+  c->pflags &= ~EDDY__P_FIELD; /* the name is complete */
   return span(c, &header_last(c->parsing)->value, EDDY__P_VALUE, at, len);
 }
 
 static int token_is(const char *s, size_t n, const char *lit) {
-  return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
+  return strlen(lit) == n && eddy__http_ieq(s, lit, n);
 }
 
 /* The last coding of a Transfer-Encoding list decides whether the body is
@@ -208,6 +191,8 @@ static int parse_length(const char *v, size_t n, uint64_t *out) {
 static int header_note(eddy__http_conn_t *c, const char *name, size_t nlen,
                        const char *v, size_t vlen) {
   uint64_t n;
+  if (nlen != 4 && nlen != 6 && nlen != 14 && nlen != 17)
+    return 0; /* not one of ours: most headers stop here */
   if (token_is(name, nlen, "content-length")) {
     if (parse_length(v, vlen, &n) != 0 ||
         ((c->pflags & EDDY__P_CL) && n != c->cl))
@@ -232,11 +217,13 @@ static int header_note(eddy__http_conn_t *c, const char *name, size_t nlen,
 
 static int on_header_value_complete(llhttp_t *p) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   if (c->pflags & EDDY__P_HEADERS)
-    return 0;
+    return stopped(c) ? -1 : 0;
   eddy_http_header_t *h = header_last(c->parsing);
+  /* llhttp 8.1 takes ": value" as a header with an empty name. */
+  if (h->name.len == 0)
+    return fail(c, 400);
+  c->pflags &= ~EDDY__P_FIELD;
   if (!(c->pflags & EDDY__P_VALUE)) /* an empty value */
     h->value.base = (const char *)(uintptr_t)((uintptr_t)h->name.base +
                                               h->name.len + 1);
@@ -251,24 +238,22 @@ static int on_header_value_complete(llhttp_t *p) {
 
 /* ---- Head complete ------------------------------------------------------------- */
 
-/* The length of the head if every line ends in CRLF (or LF) with no other
- * CR, and no header line starts with a space or tab (obs-fold); else 0. */
+/* The length of the head, up to its empty line, if every CR in it is
+ * followed by LF and no line after a CRLF starts with a space or tab
+ * (obs-fold); else 0.  (A bare LF that llhttp accepts ends the request
+ * line only: it rejects one inside a header, and a fold after it.) */
 static size_t head_scan(const char *head, const char *end) {
   const char *p = head;
-  while (p < end) {
-    const char *lf = memchr(p, '\n', (size_t)(end - p));
-    if (lf == NULL)
+  for (;;) {
+    const char *cr = memchr(p, '\r', (size_t)(end - p));
+    if (cr == NULL || end - cr < 3 || cr[1] != '\n')
+      return 0; /* bare CR, or no end in sight */
+    p = cr + 2;
+    if (p[0] == '\r')
+      return p[1] == '\n' ? (size_t)(p + 2 - head) : 0;
+    if (p[0] == ' ' || p[0] == '\t')
       return 0;
-    const char *cr = memchr(p, '\r', (size_t)(lf - p));
-    if (cr != NULL && cr != lf - 1)
-      return 0; /* bare CR */
-    if (lf - p == (cr != NULL))
-      return (size_t)(lf + 1 - head); /* the empty line */
-    if (p != head && (*p == ' ' || *p == '\t'))
-      return 0; /* obs-fold */
-    p = lf + 1;
   }
-  return 0;
 }
 
 static eddy_http_method method_of(uint8_t m) {
@@ -299,7 +284,11 @@ static void split_target(eddy_http_req_t *r) {
         path = end;
     }
   }
-  const char *q = memchr(path, '?', (size_t)(end - path));
+  const char *q = path; /* targets are short: a loop beats a call */
+  while (q < end && *q != '?')
+    q++;
+  if (q == end)
+    q = NULL;
   r->path.base = path;
   r->path.len = (size_t)((q != NULL ? q : end) - path);
   r->query.base = q != NULL ? q + 1 : end;
@@ -343,8 +332,6 @@ static int head_check(eddy__http_conn_t *c, const eddy_http_req_t *r,
 
 static int on_headers_complete(llhttp_t *p) {
   eddy__http_conn_t *c = pconn(p);
-  if (stopped(c))
-    return -1;
   eddy__http_exch_t *e = c->parsing;
   size_t head_len = head_scan(c->head_base, c->region_end);
   c->pflags |= EDDY__P_HEADERS;
@@ -388,7 +375,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
 }
 
 static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
-  return extra(pconn(p), len, 400);
+  eddy__http_conn_t *c = pconn(p);
+  return stopped(c) ? -1 : extra(c, len, 400);
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -402,10 +390,7 @@ static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_method = on_method,
     .on_url = on_url,
-    .on_url_complete = on_url_complete,
-    .on_version = on_version,
     .on_header_field = on_header_field,
-    .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
     .on_header_value_complete = on_header_value_complete,
     .on_headers_complete = on_headers_complete,
@@ -464,6 +449,8 @@ static void keep_head(eddy__http_conn_t *c, const char *end) {
     return;
   }
   size_t have = (size_t)(end - c->head_base);
+  if (eddy__queue_empty(&c->tnode))
+    eddy__http_timer_keep(c, &c->srv->head_list);
   if (c->partial.owner != NULL && c->head_base == c->partial.base) {
     c->partial_len = have;
     return;
@@ -473,7 +460,7 @@ static void keep_head(eddy__http_conn_t *c, const char *end) {
     cap = c->srv->opts.max_header_size;
   eddy_slice_t s;
   if (have > cap || eddy_slice_alloc(c->srv->loop, cap, &s) != 0) {
-    eddy__http_reject(c, have > cap ? 431 : 503);
+    eddy__http_reject(c, have > cap ? too_big(c, end) : 503);
     return;
   }
   memcpy(s.base, c->head_base, have);
@@ -501,10 +488,8 @@ static size_t partial_room(eddy__http_conn_t *c, size_t want) {
     c->head_base = s.base;
     room = cap - c->partial_len;
   }
-  if (room == 0) {
-    int in_url = (c->pflags & (EDDY__P_URL | EDDY__P_URL_DONE)) == EDDY__P_URL;
-    eddy__http_reject(c, in_url ? 414 : 431);
-  }
+  if (room == 0)
+    eddy__http_reject(c, too_big(c, c->partial.base + c->partial_len));
   return room < want ? room : want;
 }
 

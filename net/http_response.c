@@ -105,13 +105,16 @@ void eddy__http_date_format(char line[EDDY__HTTP_DATE_LINE + 1], int64_t t) {
 }
 
 static size_t put_u64(char *buf, uint64_t v) {
-  char tmp[20];
-  size_t n = 0;
-  do
-    tmp[n++] = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  for (size_t i = 0; i < n; i++)
-    buf[i] = tmp[n - 1 - i];
+  if (v < 100) { /* the common small body */
+    buf[0] = (char)('0' + v / 10);
+    buf[v >= 10] = (char)('0' + v % 10);
+    return 1 + (v >= 10);
+  }
+  size_t n = 1;
+  for (uint64_t x = v; x >= 10; x /= 10)
+    n++;
+  for (size_t i = n; i > 0; i--, v /= 10)
+    buf[i - 1] = (char)('0' + v % 10);
   return n;
 }
 
@@ -131,8 +134,9 @@ static int expect_unread(const eddy__http_exch_t *e) {
                       EDDY__X_MSG_DONE)) == EDDY__X_EXPECT;
 }
 
-/* Decides framing and keep-alive; writes the fixed part of the lines the
- * server adds into extra; returns its length. */
+/* Decides framing and keep-alive; writes the lines the server adds into
+ * extra (at most HEAD_EXTRA bytes); returns their length. */
+#define HEAD_EXTRA 96
 static size_t head_framing(eddy__http_exch_t *e, int is_end, size_t end_len,
                            char *extra) {
   int st = e->status, minor = e->req.version_minor;
@@ -167,32 +171,43 @@ static size_t head_framing(eddy__http_exch_t *e, int is_end, size_t end_len,
   return n;
 }
 
-static int head_build(eddy__http_exch_t *e, int is_end, size_t end_len) {
-  char sline[64], extra[96];
-  const char *sl = ok_line;
-  size_t sl_len = sizeof ok_line - 1;
-  if (e->status != 200) {
-    sl_len = status_line(e->status, sline);
-    sl = sline;
-  }
-  size_t xn = head_framing(e, is_end, end_len, extra);
-  int date = !(e->flags & EDDY__X_HAS_DATE);
-  size_t total = sl_len + e->stage_len + xn + 2 +
-                 (date ? EDDY__HTTP_DATE_LINE : 0);
-  char *p = eddy__http_reserve(e, total);
-  if (p == NULL)
+/* Bodies up to this size go out in the same reservation as the head. */
+#define HEAD_WITH_BODY 2048
+
+/* Writes the head, and with is_end a small body right after it (then
+ * *body_done is set): one reservation, no intermediate copies. */
+static int head_build(eddy__http_exch_t *e, int is_end, const void *body,
+                      size_t len, int *body_done) {
+  size_t max = 64 + e->stage_len + EDDY__HTTP_DATE_LINE + HEAD_EXTRA + 2;
+  int with_body = is_end && len <= HEAD_WITH_BODY;
+  char *p0 = eddy__http_reserve(e, max + (with_body ? len : 0));
+  if (p0 == NULL)
     return EDDY_ENOMEM;
-  memcpy(p, sl, sl_len);
-  p += sl_len;
+  char *p = p0;
+  if (e->status == 200) {
+    memcpy(p, ok_line, sizeof ok_line - 1);
+    p += sizeof ok_line - 1;
+  } else {
+    p += status_line(e->status, p);
+  }
   memcpy(p, e->stage, e->stage_len);
   p += e->stage_len;
-  if (date) {
+  if (!(e->flags & EDDY__X_HAS_DATE)) {
     memcpy(p, e->srv->date_line, EDDY__HTTP_DATE_LINE);
     p += EDDY__HTTP_DATE_LINE;
   }
-  memcpy(p, extra, xn);
-  memcpy(p + xn, "\r\n", 2);
+  p += head_framing(e, is_end, len, p);
+  *p++ = '\r';
+  *p++ = '\n';
   e->flags |= EDDY__X_HEAD_SENT;
+  if (with_body && !(e->flags & (EDDY__X_NO_BODY | EDDY__X_CHUNKED |
+                                  EDDY__X_HAS_CL))) {
+    if (len > 0)
+      memcpy(p, body, len);
+    p += len;
+    *body_done = 1;
+  }
+  eddy__http_unreserve(e, (size_t)(p0 + max + (with_body ? len : 0) - p));
   return 0;
 }
 
@@ -236,27 +251,73 @@ int eddy_http_set_status(eddy_http_res_t *res, int status) {
   return 0;
 }
 
-static int valid_text(const char *s, size_t n, int is_name) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == '\r' || ch == '\n' || ch == '\0')
-      return 0;
-    if (is_name && (ch <= ' ' || ch == ':' || ch >= 127))
-      return 0;
+/* What a header may hold (RFC 9110 5.1, 5.5): a name is a token; a value
+ * is visible characters, spaces, tabs and obs-text, never CR, LF or NUL
+ * (that would let one value forge another header). */
+enum { NAME_OK = 1, VALUE_OK = 2 };
+static const unsigned char char_class[256] = {
+    ['\t'] = VALUE_OK,
+    [' '] = VALUE_OK,
+    ['!'] = 3, ['"'] = VALUE_OK, ['#'] = 3, ['$'] = 3, ['%'] = 3, ['&'] = 3,
+    ['\''] = 3, ['('] = VALUE_OK, [')'] = VALUE_OK, ['*'] = 3, ['+'] = 3,
+    [','] = VALUE_OK, ['-'] = 3, ['.'] = 3, ['/'] = VALUE_OK,
+    ['0' ... '9'] = 3, [':' ... '@'] = VALUE_OK, ['A' ... 'Z'] = 3,
+    ['['] = VALUE_OK, ['\\'] = VALUE_OK, [']'] = VALUE_OK, ['^'] = 3,
+    ['_'] = 3, ['`'] = 3, ['a' ... 'z'] = 3, ['{'] = VALUE_OK, ['|'] = 3,
+    ['}'] = VALUE_OK, ['~'] = 3, [0x80 ... 0xff] = VALUE_OK,
+};
+
+/* No early exit: header strings are short, and this runs for every
+ * header of every response. */
+static int valid_text(const char *s, size_t n, unsigned char want) {
+  const unsigned char *u = (const unsigned char *)s;
+  unsigned char all = want;
+  for (size_t i = 0; i < n; i++)
+    all &= char_class[u[i]];
+  return all == want;
+}
+
+/* A value has no control character but tab.  Eight bytes at a time: any
+ * byte below 0x20 or equal to 0x7f sends the word to the exact check
+ * ((x - 0x20..) & ~x & 0x80.. is non-zero iff some byte is below 0x20). */
+static int valid_value(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, del;
+    memcpy(&x, s + i, 8);
+    del = x ^ (ones * 0x7f);
+    if (((x - ones * 0x20) & ~x & highs) | ((del - ones) & ~del & highs))
+      break;
   }
-  return 1;
+  return valid_text(s + i, n - i, VALUE_OK);
 }
 
-static int name_is(const char *s, size_t n, const char *lit) {
-  return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
-}
-
-/* Headers that change how the server frames the response. */
+/* Headers that change how the server frames the response: 0 to stage the
+ * line, 1 to drop it (the server writes its own), or an error. */
 static int header_special(eddy__http_exch_t *e, const char *name, size_t nl,
                           const char *value, size_t vl) {
-  if (name_is(name, nl, "transfer-encoding"))
-    return EDDY_EINVAL;
-  if (name_is(name, nl, "content-length")) {
+  switch (nl) {
+  case 4:
+    if (eddy__http_ieq(name, "date", 4))
+      e->flags |= EDDY__X_HAS_DATE;
+    return 0;
+  case 10:
+    if (!eddy__http_ieq(name, "connection", 10))
+      return 0;
+    /* The server writes Connection itself; "close" is what it honours. */
+    for (size_t i = 0; i + 5 <= vl; i++)
+      if (strncasecmp(value + i, "close", 5) == 0)
+        e->flags |= EDDY__X_USER_CLOSE;
+    return 1;
+  case 14:
+    break;
+  case 17:
+    return eddy__http_ieq(name, "transfer-encoding", 17) ? EDDY_EINVAL : 0;
+  default:
+    return 0;
+  }
+  if (eddy__http_ieq(name, "content-length", 14)) {
     uint64_t v = 0;
     if (vl == 0 || vl > 19 || (e->flags & EDDY__X_HAS_CL))
       return EDDY_EINVAL;
@@ -267,14 +328,6 @@ static int header_special(eddy__http_exch_t *e, const char *name, size_t nl,
     }
     e->flags |= EDDY__X_HAS_CL;
     e->cl_left = v;
-  } else if (name_is(name, nl, "date")) {
-    e->flags |= EDDY__X_HAS_DATE;
-  } else if (name_is(name, nl, "connection")) {
-    /* The server writes Connection itself; "close" is what it honours. */
-    for (size_t i = 0; i + 5 <= vl; i++)
-      if (strncasecmp(value + i, "close", 5) == 0)
-        e->flags |= EDDY__X_USER_CLOSE;
-    return 1;
   }
   return 0;
 }
@@ -299,7 +352,7 @@ int eddy_http_set_header_n(eddy_http_res_t *res, const char *name, size_t nl,
   if (err != 0)
     return err;
   if (name == NULL || nl == 0 || (value == NULL && vl > 0) ||
-      !valid_text(name, nl, 1) || !valid_text(value, vl, 0))
+      !valid_text(name, nl, NAME_OK) || !valid_value(value, vl))
     return EDDY_EINVAL;
   err = header_special(e, name, nl, value, vl);
   if (err != 0)
@@ -381,7 +434,9 @@ int eddy_http_write(eddy_http_res_t *res, const void *data, size_t len) {
     return err;
   if (data == NULL && len > 0)
     return EDDY_EINVAL;
-  if (!(e->flags & EDDY__X_HEAD_SENT) && (err = head_build(e, 0, 0)) != 0)
+  int unused;
+  if (!(e->flags & EDDY__X_HEAD_SENT) &&
+      (err = head_build(e, 0, NULL, 0, &unused)) != 0)
     return err;
   if ((err = body_bytes(e, data, len)) != 0)
     return err;
@@ -395,10 +450,10 @@ int eddy_http_write(eddy_http_res_t *res, const void *data, size_t len) {
 
 /* Produces the rest of the response; the exchange stays the caller's. */
 static int res_finish(eddy__http_exch_t *e, const void *data, size_t len) {
-  int err = 0;
+  int err = 0, body_done = 0;
   if (!(e->flags & EDDY__X_HEAD_SENT))
-    err = head_build(e, 1, len);
-  if (err == 0)
+    err = head_build(e, 1, data, len, &body_done);
+  if (err == 0 && !body_done)
     err = body_bytes(e, data, len);
   if (err == 0 && (e->flags & (EDDY__X_CHUNKED | EDDY__X_NO_BODY)) ==
                       EDDY__X_CHUNKED)

@@ -210,8 +210,14 @@ static void sweep_arm(eddy_http_server_t *srv) {
 }
 
 void eddy__http_timer_set(eddy__http_conn_t *c, eddy_queue_t *list) {
-  eddy__queue_remove(&c->tnode);
   c->since = eddy_now(c->srv->loop);
+  eddy__http_timer_keep(c, list);
+}
+
+/* Appending keeps a list sorted by deadline only if c->since is not
+ * older than the tail's: callers join in the loop iteration that set it. */
+void eddy__http_timer_keep(eddy__http_conn_t *c, eddy_queue_t *list) {
+  eddy__queue_remove(&c->tnode);
   eddy__queue_insert_tail(list, &c->tnode);
   sweep_arm(c->srv);
 }
