@@ -3,6 +3,7 @@
 #   make SANITIZE=address,undefined test   ASan + UBSan build in build-asan-ubsan/
 #   make SANITIZE=thread test              TSan build in build-tsan/
 #   make DEBUG=1 test                      asserts on misuse instead of errors
+#   make run                               the showcase HTTP server, port 8080 (PORT=)
 
 CC ?= cc
 PREFIX ?= /usr/local
@@ -146,9 +147,11 @@ tsan: $(TSAN_BIN)
 deps:
 	@sh scripts/deps.sh
 
+# The showcase HTTP server on port 8080 (PORT=... to change it); Ctrl-C
+# stops it gracefully.  The phase demo is build/bin/eddy-phases.
 run: deps
 	$(MAKE) all
-	$(BUILD)/bin/eddy-phases
+	$(BUILD)/bin/eddy-server
 
 perf-core:
 	@sh scripts/deps.sh perf

@@ -342,3 +342,24 @@ EDDY_IO_TEST(http, unix_socket_listener_serves) {
   unlink(unix_path);
   tc_expect_status_then_eof(&got1, 200);
 }
+
+/* ---- Upgrade ----------------------------------------------------------------------- */
+
+static void upgrade_then_get(http_fixture_t *f) {
+  int fd = tc_connect(f->port);
+  tc_sends(fd, "GET /echo/u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+               "Upgrade: websocket\r\n\r\nGET /echo/v HTTP/1.1\r\nHost: a\r\n\r\n");
+  tc_read_n(fd, &got1, 2, 0);
+  close(fd);
+}
+
+EDDY_IO_TEST(http, upgrade_is_answered_plainly_and_requests_go_on) {
+  http_start(&fx, *backend, NULL, app);
+  http_run(&fx, upgrade_then_get);
+  size_t n = tc_parse(got1.buf, got1.len, &resp, 0);
+  cr_assert(eq(int, resp.status, 200));
+  cr_assert(eq(int, memcmp(resp.body, "/echo/u", 7), 0));
+  cr_assert(gt(sz, tc_parse(got1.buf + n, got1.len - n, &resp, 0), (size_t)0),
+            "the request after the upgrade was not answered");
+  cr_assert(eq(int, memcmp(resp.body, "/echo/v", 7), 0));
+}

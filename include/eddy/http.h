@@ -193,7 +193,8 @@ EDDY_EXTERN int eddy_http_req_read_start(eddy_http_req_t *req,
  * is held. */
 EDDY_EXTERN int eddy_http_req_read_stop(eddy_http_req_t *req);
 
-/* 100..999; EDDY_EBUSY once the headers are sent. */
+/* 200..999 (interim responses are the server's); EDDY_EBUSY once the
+ * headers are sent. */
 EDDY_EXTERN int eddy_http_set_status(eddy_http_res_t *res, int status);
 /* Adds a header line (values are copied).  Content-Length fixes the body's
  * length; "Connection: close" closes the connection after the response;
@@ -209,7 +210,8 @@ EDDY_EXTERN int eddy_http_set_header_n(eddy_http_res_t *res, const char *name,
  * no Content-Length was set and the request is HTTP/1.1.  Returns 0,
  * EDDY_STREAM_FULL (queued, but wait for the drain callback before writing
  * more), or an error: EDDY_ECONNRESET when the connection is gone,
- * EDDY_EINVAL past the Content-Length set. */
+ * EDDY_ECANCELED when the server answered in the response's place (a body
+ * over the limit), EDDY_EINVAL past the Content-Length set. */
 EDDY_EXTERN int eddy_http_write(eddy_http_res_t *res, const void *data,
                                 size_t len);
 /* Writes data (may be NULL with len 0) and ends the response.  If nothing
