@@ -19,8 +19,9 @@
 # Environment:
 #   DURATION (5)  seconds per run          REPEATS (3)  rounds; medians
 #   CONNS ("64 256")  DEPTHS ("1 16")      IDLE (5000)  idle connections
-#   SERVERS ("eddy eddy-uring uv node nginx"); eddy-uring is kept only if
-#     eddy-hello --backend io_uring answers, eddy only if eddy-hello exists
+#   SERVERS ("eddy eddy-uring uv node nginx"): eddy is eddy-hello
+#     --backend epoll, eddy-uring eddy-hello --backend io_uring, kept only
+#     if it answers; both only if eddy-hello exists
 #   EDDY_HELLO (BUILD/bin/eddy-hello)      SYSCALLS (auto: perf|strace|none)
 #   SERVER_CPU (0)  CLIENT_CPU (1)
 # --quick: DURATION=1, REPEATS=1, IDLE=500, no warm-up: checks the pipeline.
@@ -145,7 +146,8 @@ start_server() {
   local name=$1 port=$2 log=$tmp/$1.log
   case $name in
     eddy)
-      taskset -c "$server_cpu" "$eddy_hello" --port "$port" >"$log" 2>&1 &
+      taskset -c "$server_cpu" "$eddy_hello" --port "$port" \
+        --backend epoll >"$log" 2>&1 &
       ;;
     eddy-uring)
       taskset -c "$server_cpu" "$eddy_hello" --port "$port" \

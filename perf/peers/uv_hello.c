@@ -30,13 +30,13 @@
 #define READ_SIZE 65536
 #define MAX_PENDING (4u << 20) /* stop reading above this much unsent */
 
-/* The response, with a fixed-width Date (IMF-fixdate, 29 characters). */
+/* The response, byte for byte eddy-hello's, with a fixed-width Date
+ * (IMF-fixdate, 29 characters). */
 #define RESPONSE_HEAD                                                          \
   "HTTP/1.1 200 OK\r\n"                                                        \
   "Content-Type: text/plain\r\n"                                               \
-  "Content-Length: 11\r\n"                                                     \
   "Date: "
-#define RESPONSE_TAIL "\r\n\r\nhello world"
+#define RESPONSE_TAIL "\r\nContent-Length: 11\r\n\r\nhello world"
 #define DATE_LEN 29
 
 static const char bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
