@@ -67,7 +67,7 @@ PC := $(BUILD)/lib/pkgconfig/eddy.pc
 TEST_JOBS ?= 2
 TEST_ARGS ?=
 
-.PHONY: all lib apps tests test tsan run deps perf-core install uninstall clean \
+.PHONY: all lib apps tests test tsan run deps perf perf-core install uninstall clean \
         format valgrind
 
 all: lib apps
@@ -152,6 +152,15 @@ deps:
 run: deps
 	$(MAKE) all
 	$(BUILD)/bin/eddy-server
+
+# The HTTP race (eddy-hello on both backends against a libuv + llhttp
+# peer, Node and nginx under wrk) and the echo race of io_uring against
+# epoll: perf/README.md and perf/echo/README.md.
+perf:
+	@sh perf/deps.sh
+	$(MAKE) all
+	$(MAKE) -C perf http BUILD=$(abspath $(BUILD))
+	$(MAKE) -C perf/echo run BUILD=$(abspath $(BUILD))
 
 perf-core:
 	@sh scripts/deps.sh perf
