@@ -168,6 +168,7 @@ EDDY_EXTERN int eddy_unix_connect(eddy_connect_t *req, eddy_unix_t *u,
 }
 #endif
 
+#include "eddy/dns.h"
 #include "eddy/udp.h"
 #include "eddy/http.h"
 
