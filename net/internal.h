@@ -2,6 +2,8 @@
 #ifndef EDDY_NET_INTERNAL_H
 #define EDDY_NET_INTERNAL_H
 
+#include <netinet/in.h>
+
 #include "core/internal.h"
 
 /* eddy_stream_t.sflags */
@@ -18,6 +20,15 @@ enum {
   EDDY__SF_PENDING = 1u << 9,    /* stream->pending is queued */
   EDDY__SF_CONNECTED = 1u << 10,
 };
+
+/* The length of an IPv4 or IPv6 address, 0 for any other family. */
+static inline socklen_t eddy__ip_addr_len(const struct sockaddr *addr) {
+  if (addr->sa_family == AF_INET)
+    return sizeof(struct sockaddr_in);
+  if (addr->sa_family == AF_INET6)
+    return sizeof(struct sockaddr_in6);
+  return 0;
+}
 
 void eddy__stream_init(eddy_loop_t *loop, eddy_stream_t *s,
                        eddy_handle_type type);

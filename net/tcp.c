@@ -37,17 +37,9 @@ static int tcp_socket(eddy_tcp_t *t, int family) {
   return 0;
 }
 
-static socklen_t addr_len(const struct sockaddr *addr) {
-  if (addr->sa_family == AF_INET)
-    return sizeof(struct sockaddr_in);
-  if (addr->sa_family == AF_INET6)
-    return sizeof(struct sockaddr_in6);
-  return 0;
-}
-
 int eddy_tcp_bind(eddy_tcp_t *t, const struct sockaddr *addr, unsigned flags) {
   EDDY__MISUSE(eddy__handle_closing(&t->stream.handle), EDDY_EINVAL);
-  if (addr == NULL || addr_len(addr) == 0 ||
+  if (addr == NULL || eddy__ip_addr_len(addr) == 0 ||
       (flags & ~(unsigned)(EDDY_TCP_IPV6ONLY | EDDY_TCP_REUSEPORT)) != 0)
     return EDDY_EINVAL;
   if ((flags & EDDY_TCP_IPV6ONLY) && addr->sa_family != AF_INET6)
@@ -68,7 +60,7 @@ int eddy_tcp_bind(eddy_tcp_t *t, const struct sockaddr *addr, unsigned flags) {
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) != 0)
       return -errno;
   }
-  if (bind(fd, addr, addr_len(addr)) != 0)
+  if (bind(fd, addr, eddy__ip_addr_len(addr)) != 0)
     return -errno;
   return 0;
 }
@@ -76,12 +68,12 @@ int eddy_tcp_bind(eddy_tcp_t *t, const struct sockaddr *addr, unsigned flags) {
 int eddy_tcp_connect(eddy_connect_t *req, eddy_tcp_t *t,
                      const struct sockaddr *addr, eddy_connect_cb cb) {
   EDDY__MISUSE(eddy__handle_closing(&t->stream.handle), EDDY_EINVAL);
-  if (req == NULL || addr == NULL || cb == NULL || addr_len(addr) == 0)
+  if (req == NULL || addr == NULL || cb == NULL || eddy__ip_addr_len(addr) == 0)
     return EDDY_EINVAL;
   int err = tcp_socket(t, addr->sa_family);
   if (err != 0)
     return err;
-  return eddy__stream_connect(req, &t->stream, addr, addr_len(addr), cb);
+  return eddy__stream_connect(req, &t->stream, addr, eddy__ip_addr_len(addr), cb);
 }
 
 int eddy_tcp_nodelay(eddy_tcp_t *t, int enable) {

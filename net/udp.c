@@ -38,14 +38,6 @@ _Static_assert(sizeof(eddy_buf_t) == sizeof(struct iovec), "iovec layout");
 _Static_assert(offsetof(eddy_buf_t, len) == offsetof(struct iovec, iov_len),
                "iovec layout");
 
-static socklen_t ip_addr_len(const struct sockaddr *addr) {
-  if (addr->sa_family == AF_INET)
-    return sizeof(struct sockaddr_in);
-  if (addr->sa_family == AF_INET6)
-    return sizeof(struct sockaddr_in6);
-  return 0;
-}
-
 static eddy_udp_send_t *queue_req(eddy_queue_t *n) {
   return eddy__container_of(n, eddy_udp_send_t, node);
 }
@@ -95,7 +87,7 @@ static int check_dest(const eddy_udp_t *u, const struct sockaddr *addr,
   *len = 0;
   if (addr == NULL)
     return (u->uflags & UDP_CONNECTED) ? 0 : EDDY_ENOTCONN;
-  *len = ip_addr_len(addr);
+  *len = eddy__ip_addr_len(addr);
   if (*len == 0)
     return EDDY_EINVAL;
   return (u->uflags & UDP_CONNECTED) ? EDDY_EISCONN : 0;
@@ -409,14 +401,14 @@ static int bind_socket(int fd, const struct sockaddr *addr, unsigned flags) {
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) != 0)
       return -errno;
   }
-  if (bind(fd, addr, ip_addr_len(addr)) != 0)
+  if (bind(fd, addr, eddy__ip_addr_len(addr)) != 0)
     return -errno;
   return 0;
 }
 
 int eddy_udp_bind(eddy_udp_t *u, const struct sockaddr *addr, unsigned flags) {
   EDDY__MISUSE(eddy__handle_closing(&u->handle), EDDY_EINVAL);
-  if (addr == NULL || ip_addr_len(addr) == 0 ||
+  if (addr == NULL || eddy__ip_addr_len(addr) == 0 ||
       (flags & ~(unsigned)(EDDY_UDP_IPV6ONLY | EDDY_UDP_REUSEADDR)) != 0)
     return EDDY_EINVAL;
   if ((flags & EDDY_UDP_IPV6ONLY) && addr->sa_family != AF_INET6)
@@ -445,7 +437,7 @@ int eddy_udp_connect(eddy_udp_t *u, const struct sockaddr *addr) {
     u->uflags &= ~UDP_CONNECTED;
     return 0;
   }
-  if (ip_addr_len(addr) == 0)
+  if (eddy__ip_addr_len(addr) == 0)
     return EDDY_EINVAL;
   if (u->uflags & UDP_CONNECTED)
     return EDDY_EISCONN;
@@ -455,7 +447,7 @@ int eddy_udp_connect(eddy_udp_t *u, const struct sockaddr *addr) {
   /* A datagram socket's connect only records the peer: it never blocks. */
   int rc;
   do
-    rc = connect(u->io.fd, addr, ip_addr_len(addr));
+    rc = connect(u->io.fd, addr, eddy__ip_addr_len(addr));
   while (rc != 0 && errno == EINTR);
   if (rc != 0)
     return -errno;
