@@ -52,9 +52,11 @@ static eddy__http_exch_t *queue_take(eddy__http_conn_t *c) {
   return list;
 }
 
+/* A reader hears err even while paused: a paused body would otherwise
+ * wait forever for a connection that is gone. */
 static void notify_one(eddy__http_exch_t *e, int err) {
   e->flags |= EDDY__X_BUSY;
-  if ((e->flags & (EDDY__X_READING | EDDY__X_EOF_SENT)) == EDDY__X_READING) {
+  if (e->body_cb != NULL && !(e->flags & EDDY__X_EOF_SENT)) {
     e->flags |= EDDY__X_EOF_SENT;
     e->body_cb(&e->req, err, NULL);
   }
@@ -452,6 +454,20 @@ static void read_ended(eddy__http_conn_t *c, int err) {
   after_io(c);
 }
 
+/* Body bytes held in the read buffer get a copy of their own when the
+ * read callback ends: a paused request must not pin the backend's read
+ * buffers (io_uring lends a few from a ring shared by every connection). */
+static void held_compact(eddy__http_exch_t *e, const eddy_slice_t *buf) {
+  eddy_slice_t s;
+  if (e->held.owner != buf->owner || e->held_cap != 0 ||
+      eddy_slice_alloc(e->srv->loop, e->held.len, &s) != 0)
+    return;
+  memcpy(s.base, e->held.base, e->held.len);
+  eddy_slice_release(&e->held);
+  e->held = s;
+  e->held_cap = s.len;
+}
+
 static void conn_on_read(eddy_stream_t *s, ssize_t nread,
                          const eddy_slice_t *buf) {
   eddy__http_conn_t *c = (eddy__http_conn_t *)s;
@@ -464,9 +480,12 @@ static void conn_on_read(eddy_stream_t *s, ssize_t nread,
   c->flags |= EDDY__C_IN_READ;
   eddy__http_parse(c, buf, (size_t)nread);
   c->flags &= ~EDDY__C_IN_READ;
-  for (eddy__http_exch_t *e = c->first; e != NULL; e = e->next)
+  for (eddy__http_exch_t *e = c->first; e != NULL; e = e->next) {
     if ((e->flags & (EDDY__X_HANDED | EDDY__X_COMPACT)) == EDDY__X_HANDED)
       head_compact(e);
+    if (e->held.owner != NULL)
+      held_compact(e, buf);
+  }
   after_io(c);
 }
 

@@ -66,7 +66,7 @@ typedef void (*eddy_http_request_cb)(eddy_http_req_t *req,
  * the slice to keep them).  nread == EDDY_EOF: the body is complete.
  * nread < 0: the body will not complete: EDDY_EMSGSIZE (over the server's
  * maximum; 413 was answered), EDDY_EPROTO (malformed; 400 was answered),
- * EDDY_ECONNRESET (the client went away). */
+ * EDDY_ECONNRESET (the client went away; heard even while paused). */
 typedef void (*eddy_http_body_cb)(eddy_http_req_t *req, ssize_t nread,
                                   const eddy_slice_t *buf);
 /* The response's queued bytes fell below the high-water mark after
