@@ -359,3 +359,54 @@ EDDY_IO_TEST(http_body, reset_connection_aborts_the_response) {
   eddy_http_server_stats(&fx.srv, &st);
   cr_assert(eq(sz, st.active_requests, (size_t)0));
 }
+
+/* A reader that paused its body (as /echo does while its answer drains)
+ * still hears that the connection broke, once a write notices it.  (While
+ * nothing reads or writes, a reset goes unnoticed, as with libuv.) */
+static int paused_heard;
+static eddy_timer_t ticker;
+static eddy_http_res_t *ticking;
+
+static void tick_write(eddy_timer_t *t) {
+  if (ticking != NULL)
+    eddy_http_write(ticking, "x", 1);
+}
+
+static void pause_forever(eddy_http_req_t *req, ssize_t n,
+                          const eddy_slice_t *b) {
+  if (n > 0) {
+    eddy_http_req_read_stop(req);
+    return;
+  }
+  paused_heard = (int)n;
+  ticking = NULL;
+  eddy_close(&ticker.handle, NULL);
+  eddy_http_end(req->data, NULL, 0);
+}
+
+static void pausing_forever_app(eddy_http_req_t *req, eddy_http_res_t *res) {
+  req->data = res;
+  ticking = res;
+  eddy_timer_init(fx.srv.loop, &ticker);
+  eddy_timer_start(&ticker, tick_write, 20, 20);
+  eddy_http_req_read_start(req, pause_forever);
+}
+
+static void send_half_then_reset(http_fixture_t *f) {
+  static char part[100000];
+  struct linger l = {1, 0};
+  int fd = tc_connect(f->port);
+  tc_sends(fd, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n");
+  tc_send(fd, part, sizeof part);
+  usleep(100000);
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+  usleep(200000);
+}
+
+EDDY_IO_TEST(http_body, paused_reader_hears_the_connection_break) {
+  http_start(&fx, *backend, NULL, pausing_forever_app);
+  http_run(&fx, send_half_then_reset);
+  cr_assert(eq(int, paused_heard, EDDY_ECONNRESET), "the reader heard %s",
+            eddy_err_name(paused_heard));
+}
