@@ -32,7 +32,7 @@ static const char index_page[] =
     "(<code>curl --data-binary @file http://HOST/echo</code>)</li>\n"
     "</ul>\n</body></html>\n";
 
-/* ---- Routes ------------------------------------------------------------------ */
+/* ---- Routes -------------------------------------------------------------- */
 
 static void send_text(eddy_http_res_t *res, int status, const char *type,
                       const char *body, size_t len) {
@@ -47,23 +47,23 @@ static void send_stats(eddy_http_res_t *res) {
   char json[1024];
   eddy_memory_usage(&loop, &mu);
   eddy_http_server_stats(&server, &st);
-  int n = snprintf(
-      json, sizeof json,
-      "{\"backend\":\"%s\",\"uptime_ms\":%llu,"
-      "\"memory\":{\"rss\":%zu,\"slab_used\":%zu,\"slab_free\":%zu,"
-      "\"pool_queued\":%zu,\"pool_threads\":%zu},"
-      "\"http\":{\"connections\":%llu,\"open_connections\":%zu,"
-      "\"requests\":%llu,\"active_requests\":%zu,\"rejected\":%llu},"
-      "\"routes\":{\"/\":%llu,\"/hello\":%llu,\"/stats\":%llu,"
-      "\"/echo\":%llu,\"404\":%llu}}\n",
-      eddy_backend_name(&loop),
-      (unsigned long long)(eddy_now(&loop) - started_ms), mu.rss,
-      mu.slab_used, mu.slab_free, mu.pool_queued, mu.pool_threads,
-      (unsigned long long)st.connections, st.open_connections,
-      (unsigned long long)st.requests, st.active_requests,
-      (unsigned long long)st.rejected, (unsigned long long)hits_index,
-      (unsigned long long)hits_hello, (unsigned long long)hits_stats,
-      (unsigned long long)hits_echo, (unsigned long long)hits_404);
+  int n =
+      snprintf(json, sizeof json,
+               "{\"backend\":\"%s\",\"uptime_ms\":%llu,"
+               "\"memory\":{\"rss\":%zu,\"slab_used\":%zu,\"slab_free\":%zu,"
+               "\"pool_queued\":%zu,\"pool_threads\":%zu},"
+               "\"http\":{\"connections\":%llu,\"open_connections\":%zu,"
+               "\"requests\":%llu,\"active_requests\":%zu,\"rejected\":%llu},"
+               "\"routes\":{\"/\":%llu,\"/hello\":%llu,\"/stats\":%llu,"
+               "\"/echo\":%llu,\"404\":%llu}}\n",
+               eddy_backend_name(&loop),
+               (unsigned long long)(eddy_now(&loop) - started_ms), mu.rss,
+               mu.slab_used, mu.slab_free, mu.pool_queued, mu.pool_threads,
+               (unsigned long long)st.connections, st.open_connections,
+               (unsigned long long)st.requests, st.active_requests,
+               (unsigned long long)st.rejected, (unsigned long long)hits_index,
+               (unsigned long long)hits_hello, (unsigned long long)hits_stats,
+               (unsigned long long)hits_echo, (unsigned long long)hits_404);
   eddy_http_set_header(res, "Cache-Control", "no-store");
   send_text(res, 200, "application/json", json, (size_t)n);
 }
@@ -118,7 +118,7 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
   }
 }
 
-/* ---- Starting and stopping ---------------------------------------------------- */
+/* ---- Starting and stopping ----------------------------------------------- */
 
 static void on_closed(eddy_http_server_t *srv) {
   fprintf(stderr, "eddy-server: closed\n");
@@ -149,8 +149,7 @@ static int pick_backend(const char *name) {
     return -1;
   }
   if (!eddy_backend_available(name)) {
-    fprintf(stderr, "eddy-server: backend '%s' is not available here\n",
-            name);
+    fprintf(stderr, "eddy-server: backend '%s' is not available here\n", name);
     return -1;
   }
   setenv("EDDY_BACKEND", name, 1);
@@ -225,9 +224,8 @@ static int listen_all(const char *host, int port) {
 
 int main(int argc, char **argv) {
   int port = getenv("PORT") != NULL ? parse_port(getenv("PORT")) : 8080;
-  const char *host = getenv("HOST") != NULL && *getenv("HOST") != '\0'
-                         ? getenv("HOST")
-                         : NULL;
+  const char *host =
+      getenv("HOST") != NULL && *getenv("HOST") != '\0' ? getenv("HOST") : NULL;
   if (parse_args(argc, argv, &port, &host) != 0) {
     usage(stderr);
     return 1;

@@ -17,7 +17,7 @@
 static void conn_on_read(eddy_stream_t *s, ssize_t nread,
                          const eddy_slice_t *buf);
 
-/* ---- Exchanges ------------------------------------------------------------ */
+/* ---- Exchanges ----------------------------------------------------------- */
 
 void eddy__http_exch_maybe_release(eddy__http_exch_t *e) {
   if (!(e->flags & EDDY__X_USER_DONE) ||
@@ -104,7 +104,7 @@ void eddy__http_queue_advance(eddy__http_conn_t *c) {
   }
 }
 
-/* ---- Bodies ---------------------------------------------------------------- */
+/* ---- Bodies -------------------------------------------------------------- */
 
 void eddy__http_drop_held(eddy__http_exch_t *e) {
   if (e->held.owner == NULL)
@@ -196,8 +196,7 @@ static int deliverable(const eddy__http_exch_t *e) {
   if ((e->flags & (EDDY__X_READING | EDDY__X_USER_DONE)) != EDDY__X_READING)
     return 0;
   return e->held.owner != NULL ||
-         (e->flags & (EDDY__X_MSG_DONE | EDDY__X_EOF_SENT)) ==
-             EDDY__X_MSG_DONE;
+         (e->flags & (EDDY__X_MSG_DONE | EDDY__X_EOF_SENT)) == EDDY__X_MSG_DONE;
 }
 
 /* Held bytes, then the end (or the error) if the body is complete. */
@@ -237,7 +236,7 @@ static int holding(const eddy__http_conn_t *c) {
   return 0;
 }
 
-/* ---- Stopping ----------------------------------------------------------------- */
+/* ---- Stopping ------------------------------------------------------------ */
 
 void eddy__http_stop_parsing(eddy__http_conn_t *c) {
   c->flags |= EDDY__C_DISCARD | EDDY__C_NO_MORE;
@@ -312,8 +311,8 @@ int eddy__http_is_idle(const eddy__http_conn_t *c) {
 
 /* Closes the connection once it has nothing left to do, or marks it idle. */
 void eddy__http_maybe_finish(eddy__http_conn_t *c) {
-  if ((c->flags & EDDY__C_CLOSING) || c->first != NULL ||
-      c->out.head != NULL || c->writes != 0)
+  if ((c->flags & EDDY__C_CLOSING) || c->first != NULL || c->out.head != NULL ||
+      c->writes != 0)
     return;
   if (c->parsing != NULL)
     return; /* a request is arriving */
@@ -339,7 +338,7 @@ void eddy__http_maybe_finish(eddy__http_conn_t *c) {
   eddy__http_timer_set(c, &c->srv->linger_list);
 }
 
-/* ---- I/O --------------------------------------------------------------------- */
+/* ---- I/O ----------------------------------------------------------------- */
 
 static void update_reading(eddy__http_conn_t *c) {
   if (c->flags & (EDDY__C_CLOSING | EDDY__C_READ_EOF))

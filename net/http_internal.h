@@ -62,19 +62,19 @@ typedef struct {
 
 /* eddy__http_exch_t.flags */
 enum {
-  EDDY__X_HANDED = 1u << 0,    /* the request callback has it */
-  EDDY__X_MSG_DONE = 1u << 1,  /* the request's body is complete */
-  EDDY__X_READING = 1u << 2,   /* read_start'ed and not stopped */
-  EDDY__X_EXPECT = 1u << 3,    /* Expect: 100-continue */
-  EDDY__X_CONTINUED = 1u << 4, /* 100 Continue produced */
-  EDDY__X_HEAD_SENT = 1u << 5, /* response head produced */
-  EDDY__X_ENDED = 1u << 6,     /* every response byte produced */
-  EDDY__X_USER_DONE = 1u << 7, /* eddy_http_end called, or never handed */
-  EDDY__X_CHUNKED = 1u << 8,   /* response body in chunks */
-  EDDY__X_NO_BODY = 1u << 9,   /* HEAD, 204, 304: no body bytes */
-  EDDY__X_HAS_CL = 1u << 10,   /* the application set Content-Length */
-  EDDY__X_HAS_DATE = 1u << 11, /* the application set Date */
-  EDDY__X_CLOSE = 1u << 12,    /* the connection ends after this response */
+  EDDY__X_HANDED = 1u << 0,      /* the request callback has it */
+  EDDY__X_MSG_DONE = 1u << 1,    /* the request's body is complete */
+  EDDY__X_READING = 1u << 2,     /* read_start'ed and not stopped */
+  EDDY__X_EXPECT = 1u << 3,      /* Expect: 100-continue */
+  EDDY__X_CONTINUED = 1u << 4,   /* 100 Continue produced */
+  EDDY__X_HEAD_SENT = 1u << 5,   /* response head produced */
+  EDDY__X_ENDED = 1u << 6,       /* every response byte produced */
+  EDDY__X_USER_DONE = 1u << 7,   /* eddy_http_end called, or never handed */
+  EDDY__X_CHUNKED = 1u << 8,     /* response body in chunks */
+  EDDY__X_NO_BODY = 1u << 9,     /* HEAD, 204, 304: no body bytes */
+  EDDY__X_HAS_CL = 1u << 10,     /* the application set Content-Length */
+  EDDY__X_HAS_DATE = 1u << 11,   /* the application set Date */
+  EDDY__X_CLOSE = 1u << 12,      /* the connection ends after this response */
   EDDY__X_KEEP_ALIVE = 1u << 13, /* the request allows keep-alive */
   EDDY__X_NEED_DRAIN = 1u << 14, /* eddy_http_write said full */
   EDDY__X_EOF_SENT = 1u << 15,   /* the body callback heard the end */
@@ -92,7 +92,7 @@ struct eddy__http_exch_s {
   eddy__http_exch_t *next; /* response queue, or the free list */
   unsigned flags;
   int status;
-  int body_err; /* for the body callback: an error not yet delivered */
+  int body_err;      /* for the body callback: an error not yet delivered */
   eddy_slice_t head; /* retained bytes the request's strings point into */
   eddy_http_header_t *hdrs; /* inline_hdrs or allocated */
   unsigned caphdrs;
@@ -115,26 +115,26 @@ struct eddy__http_exch_s {
 
 /* eddy__http_conn_t.flags */
 enum {
-  EDDY__C_IN_READ = 1u << 0,  /* in the read callback: flush at its end */
-  EDDY__C_NO_MORE = 1u << 1,  /* no request after the current one */
-  EDDY__C_DISCARD = 1u << 2,  /* parse nothing more, drop what arrives */
-  EDDY__C_READ_EOF = 1u << 3, /* the client's side ended */
-  EDDY__C_OUT_FULL = 1u << 4, /* the write queue is above high water */
-  EDDY__C_TICK = 1u << 5,     /* conn_tick is queued */
-  EDDY__C_SHUTDOWN = 1u << 6, /* our side is shut down: lingering */
-  EDDY__C_CLOSING = 1u << 7,  /* eddy_close called */
+  EDDY__C_IN_READ = 1u << 0,    /* in the read callback: flush at its end */
+  EDDY__C_NO_MORE = 1u << 1,    /* no request after the current one */
+  EDDY__C_DISCARD = 1u << 2,    /* parse nothing more, drop what arrives */
+  EDDY__C_READ_EOF = 1u << 3,   /* the client's side ended */
+  EDDY__C_OUT_FULL = 1u << 4,   /* the write queue is above high water */
+  EDDY__C_TICK = 1u << 5,       /* conn_tick is queued */
+  EDDY__C_SHUTDOWN = 1u << 6,   /* our side is shut down: lingering */
+  EDDY__C_CLOSING = 1u << 7,    /* eddy_close called */
   EDDY__C_FREE_LATER = 1u << 8, /* closed while a tick was queued */
   EDDY__C_UNIX = 1u << 9,
 };
 
 /* eddy__http_conn_t.pflags: the head being parsed. */
 enum {
-  EDDY__P_BASE = 1u << 0,     /* head_base is set */
-  EDDY__P_METHOD = 1u << 1,   /* the method span began */
-  EDDY__P_URL = 1u << 2,      /* the target span began */
-  EDDY__P_FIELD = 1u << 5,    /* a header name span is open */
-  EDDY__P_VALUE = 1u << 6,    /* a header value span is open */
-  EDDY__P_HEADERS = 1u << 7,  /* headers complete: what follows is body */
+  EDDY__P_BASE = 1u << 0,    /* head_base is set */
+  EDDY__P_METHOD = 1u << 1,  /* the method span began */
+  EDDY__P_URL = 1u << 2,     /* the target span began */
+  EDDY__P_FIELD = 1u << 5,   /* a header name span is open */
+  EDDY__P_VALUE = 1u << 6,   /* a header value span is open */
+  EDDY__P_HEADERS = 1u << 7, /* headers complete: what follows is body */
   EDDY__P_CL = 1u << 8,
   EDDY__P_TE = 1u << 9,
   EDDY__P_TE_CHUNKED = 1u << 10, /* the last coding seen is chunked */
@@ -150,21 +150,21 @@ struct eddy__http_conn_s {
   } s; /* first: the handle */
   llhttp_t parser;
   eddy_http_server_t *srv;
-  eddy_queue_t node;  /* srv->conns */
-  eddy_queue_t tnode; /* a timeout list of srv, or alone */
-  uint64_t since;     /* when it joined that list */
+  eddy_queue_t node;        /* srv->conns */
+  eddy_queue_t tnode;       /* a timeout list of srv, or alone */
+  uint64_t since;           /* when it joined that list */
   eddy__http_exch_t *first; /* the response queue, in request order */
   eddy__http_exch_t *last;
   eddy__http_exch_t *parsing; /* the request being received */
   const eddy_slice_t *region; /* the slice being parsed */
   const char *region_end;
-  const char *head_base;      /* the head's first byte, in region */
-  eddy_slice_t partial;       /* an unfinished head, copied; or none */
+  const char *head_base; /* the head's first byte, in region */
+  eddy_slice_t partial;  /* an unfinished head, copied; or none */
   size_t partial_len;
   eddy__http_out_t out; /* bytes for the next eddy_write */
   eddy_shutdown_t sd;
-  uint64_t cl; /* Content-Length of the head being parsed */
-  size_t extra; /* chunk extension and trailer bytes of this request */
+  uint64_t cl;     /* Content-Length of the head being parsed */
+  size_t extra;    /* chunk extension and trailer bytes of this request */
   unsigned writes; /* eddy_writes in flight */
   unsigned nheld;  /* exchanges holding body bytes */
   unsigned ticks;  /* conn_tick calls queued */

@@ -45,9 +45,9 @@ char *eddy__http_reserve(eddy__http_exch_t *e, size_t n) {
     }
   }
   b = tail_batch(e->srv, o);
-  if (b == NULL ||
-      eddy_slice_alloc(e->srv->loop, n > EDDY__HTTP_CHUNK ? n : EDDY__HTTP_CHUNK,
-                       &b->chunk[b->n]) != 0)
+  if (b == NULL || eddy_slice_alloc(e->srv->loop,
+                                    n > EDDY__HTTP_CHUNK ? n : EDDY__HTTP_CHUNK,
+                                    &b->chunk[b->n]) != 0)
     return NULL; /* an empty batch may stay behind: flush skips it */
   b->used[b->n] = n;
   o->bytes += n;

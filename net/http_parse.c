@@ -20,7 +20,9 @@
 
 #include "net/http_internal.h"
 
-static eddy__http_conn_t *pconn(llhttp_t *p) { return p->data; }
+static eddy__http_conn_t *pconn(llhttp_t *p) {
+  return p->data;
+}
 
 /* A callback (the application's, through end or close) stopped parsing:
  * llhttp must stop too.  The driver sees DISCARD and does nothing more. */
@@ -35,7 +37,7 @@ static int fail(eddy__http_conn_t *c, int status) {
   return -1;
 }
 
-/* ---- Spans ------------------------------------------------------------------ */
+/* ---- Spans --------------------------------------------------------------- */
 
 /* 414 while the target is the last thing read (it alone is too long),
  * else 431. */
@@ -77,7 +79,7 @@ static int extra(eddy__http_conn_t *c, size_t len, int status) {
   return c->extra > c->srv->opts.max_header_size ? fail(c, status) : 0;
 }
 
-/* ---- Request line --------------------------------------------------------------- */
+/* ---- Request line -------------------------------------------------------- */
 
 static int on_message_begin(llhttp_t *p) {
   eddy__http_conn_t *c = pconn(p);
@@ -113,7 +115,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   return span(c, &c->parsing->req.target, EDDY__P_URL, at, len);
 }
 
-/* ---- Headers ---------------------------------------------------------------------- */
+/* ---- Headers ------------------------------------------------------------- */
 
 static eddy_http_header_t *header_new(eddy__http_exch_t *e) {
   if (e->req.nheaders == e->caphdrs) {
@@ -225,8 +227,8 @@ static int on_header_value_complete(llhttp_t *p) {
     return fail(c, 400);
   c->pflags &= ~EDDY__P_FIELD;
   if (!(c->pflags & EDDY__P_VALUE)) /* an empty value */
-    h->value.base = (const char *)(uintptr_t)((uintptr_t)h->name.base +
-                                              h->name.len + 1);
+    h->value.base =
+        (const char *)(uintptr_t)((uintptr_t)h->name.base + h->name.len + 1);
   c->pflags &= ~EDDY__P_VALUE;
   /* llhttp keeps trailing spaces in the value; the field value has none. */
   const char *v = resolve(c, h->value);
@@ -236,7 +238,7 @@ static int on_header_value_complete(llhttp_t *p) {
   return header_note(c, resolve(c, h->name), h->name.len, v, h->value.len);
 }
 
-/* ---- Head complete ------------------------------------------------------------- */
+/* ---- Head complete ------------------------------------------------------- */
 
 /* The length of the head, up to its empty line, if every CR in it is
  * followed by LF and no line after a CRLF starts with a space or tab
@@ -256,19 +258,17 @@ static size_t head_scan(const char *head, const char *end) {
   }
 }
 
+static const eddy_http_method methods[] = {
+    [HTTP_DELETE] = EDDY_HTTP_DELETE,   [HTTP_GET] = EDDY_HTTP_GET,
+    [HTTP_HEAD] = EDDY_HTTP_HEAD,       [HTTP_POST] = EDDY_HTTP_POST,
+    [HTTP_PUT] = EDDY_HTTP_PUT,         [HTTP_CONNECT] = EDDY_HTTP_CONNECT,
+    [HTTP_OPTIONS] = EDDY_HTTP_OPTIONS, [HTTP_TRACE] = EDDY_HTTP_TRACE,
+    [HTTP_PATCH] = EDDY_HTTP_PATCH,
+};
+
+/* llhttp's methods we name; the rest are EDDY_HTTP_OTHER (0). */
 static eddy_http_method method_of(uint8_t m) {
-  switch (m) {
-  case HTTP_GET: return EDDY_HTTP_GET;
-  case HTTP_HEAD: return EDDY_HTTP_HEAD;
-  case HTTP_POST: return EDDY_HTTP_POST;
-  case HTTP_PUT: return EDDY_HTTP_PUT;
-  case HTTP_DELETE: return EDDY_HTTP_DELETE;
-  case HTTP_OPTIONS: return EDDY_HTTP_OPTIONS;
-  case HTTP_PATCH: return EDDY_HTTP_PATCH;
-  case HTTP_CONNECT: return EDDY_HTTP_CONNECT;
-  case HTTP_TRACE: return EDDY_HTTP_TRACE;
-  default: return EDDY_HTTP_OTHER;
-  }
+  return m < sizeof methods / sizeof methods[0] ? methods[m] : EDDY_HTTP_OTHER;
 }
 
 /* path and query from the target; an absolute-form target
@@ -361,7 +361,7 @@ static int on_headers_complete(llhttp_t *p) {
   return 0;
 }
 
-/* ---- Body ------------------------------------------------------------------------ */
+/* ---- Body ---------------------------------------------------------------- */
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   eddy__http_conn_t *c = pconn(p);
@@ -405,7 +405,7 @@ void eddy__http_parser_init(eddy__http_conn_t *c) {
   c->parser.data = c;
 }
 
-/* ---- The driver --------------------------------------------------------------------- */
+/* ---- The driver ---------------------------------------------------------- */
 
 /* Runs llhttp over [at, at + len) of region until the bytes are used up,
  * a request is rejected, or a request ended the connection. */

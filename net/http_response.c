@@ -13,47 +13,54 @@
 
 #include "net/http_internal.h"
 
-/* ---- Status lines and dates ------------------------------------------------ */
+/* ---- Status lines and dates ---------------------------------------------- */
+
+static const struct {
+  int code;
+  const char *reason;
+} reasons[] = {
+    {100, "Continue"},
+    {101, "Switching Protocols"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {426, "Upgrade Required"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
 
 const char *eddy_http_status_reason(int status) {
-  switch (status) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 204: return "No Content";
-  case 206: return "Partial Content";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 410: return "Gone";
-  case 411: return "Length Required";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 415: return "Unsupported Media Type";
-  case 417: return "Expectation Failed";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Unknown";
-  }
+  for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+    if (reasons[i].code == status)
+      return reasons[i].reason;
+  return "Unknown";
 }
 
 static const char ok_line[] = "HTTP/1.1 200 OK\r\n";
@@ -118,7 +125,7 @@ static size_t put_u64(char *buf, uint64_t v) {
   return n;
 }
 
-/* ---- The head ----------------------------------------------------------------- */
+/* ---- The head ------------------------------------------------------------ */
 
 /* The last response the connection sends: it says Connection: close. */
 static int last_response(const eddy__http_exch_t *e) {
@@ -130,8 +137,8 @@ static int last_response(const eddy__http_exch_t *e) {
 /* Without 100 Continue sent, the client may or may not send the body it
  * announced: the connection cannot be trusted for another request. */
 static int expect_unread(const eddy__http_exch_t *e) {
-  return (e->flags & (EDDY__X_EXPECT | EDDY__X_CONTINUED |
-                      EDDY__X_MSG_DONE)) == EDDY__X_EXPECT;
+  return (e->flags & (EDDY__X_EXPECT | EDDY__X_CONTINUED | EDDY__X_MSG_DONE)) ==
+         EDDY__X_EXPECT;
 }
 
 /* Decides framing and keep-alive; writes the lines the server adds into
@@ -200,8 +207,8 @@ static int head_build(eddy__http_exch_t *e, int is_end, const void *body,
   *p++ = '\r';
   *p++ = '\n';
   e->flags |= EDDY__X_HEAD_SENT;
-  if (with_body && !(e->flags & (EDDY__X_NO_BODY | EDDY__X_CHUNKED |
-                                  EDDY__X_HAS_CL))) {
+  if (with_body &&
+      !(e->flags & (EDDY__X_NO_BODY | EDDY__X_CHUNKED | EDDY__X_HAS_CL))) {
     if (len > 0)
       memcpy(p, body, len);
     p += len;
@@ -232,7 +239,7 @@ void eddy__http_send_continue(eddy__http_exch_t *e) {
   eddy__http_want_flush(e->conn);
 }
 
-/* ---- Status and headers -------------------------------------------------------- */
+/* ---- Status and headers -------------------------------------------------- */
 
 /* The response can still change its head: 0, or why not. */
 static int head_open(const eddy__http_exch_t *e) {
@@ -255,9 +262,9 @@ int eddy_http_set_status(eddy_http_res_t *res, int status) {
  * is visible characters, spaces, tabs and obs-text, never CR, LF or NUL
  * (that would let one value forge another header). */
 enum { NAME_OK = 1, VALUE_OK = 2 };
+/* clang-format off */
 static const unsigned char char_class[256] = {
-    ['\t'] = VALUE_OK,
-    [' '] = VALUE_OK,
+    ['\t'] = VALUE_OK, [' '] = VALUE_OK,
     ['!'] = 3, ['"'] = VALUE_OK, ['#'] = 3, ['$'] = 3, ['%'] = 3, ['&'] = 3,
     ['\''] = 3, ['('] = VALUE_OK, [')'] = VALUE_OK, ['*'] = 3, ['+'] = 3,
     [','] = VALUE_OK, ['-'] = 3, ['.'] = 3, ['/'] = VALUE_OK,
@@ -266,6 +273,7 @@ static const unsigned char char_class[256] = {
     ['_'] = 3, ['`'] = 3, ['a' ... 'z'] = 3, ['{'] = VALUE_OK, ['|'] = 3,
     ['}'] = VALUE_OK, ['~'] = 3, [0x80 ... 0xff] = VALUE_OK,
 };
+/* clang-format on */
 
 /* No early exit: header strings are short, and this runs for every
  * header of every response. */
@@ -334,8 +342,7 @@ static int header_special(eddy__http_exch_t *e, const char *name, size_t nl,
 
 static int stage_grow(eddy__http_exch_t *e, size_t need) {
   size_t cap = e->stage_cap * 2 > need ? e->stage_cap * 2 : need;
-  char *p = e->stage == e->stage_inline ? malloc(cap)
-                                        : realloc(e->stage, cap);
+  char *p = e->stage == e->stage_inline ? malloc(cap) : realloc(e->stage, cap);
   if (p == NULL)
     return EDDY_ENOMEM;
   if (e->stage == e->stage_inline)
@@ -389,7 +396,7 @@ void eddy_http_res_set_abort_cb(eddy_http_res_t *res, eddy_http_abort_cb cb) {
   eddy__http_res_exch(res)->abort_cb = cb;
 }
 
-/* ---- Body ------------------------------------------------------------------------ */
+/* ---- Body ---------------------------------------------------------------- */
 
 /* 0 if the response can take body bytes now, or the error to return. */
 static int res_writable(const eddy__http_exch_t *e) {
@@ -455,8 +462,8 @@ static int res_finish(eddy__http_exch_t *e, const void *data, size_t len) {
     err = head_build(e, 1, data, len, &body_done);
   if (err == 0 && !body_done)
     err = body_bytes(e, data, len);
-  if (err == 0 && (e->flags & (EDDY__X_CHUNKED | EDDY__X_NO_BODY)) ==
-                      EDDY__X_CHUNKED)
+  if (err == 0 &&
+      (e->flags & (EDDY__X_CHUNKED | EDDY__X_NO_BODY)) == EDDY__X_CHUNKED)
     err = eddy__http_append(e, "0\r\n\r\n", 5);
   /* A body shorter than its Content-Length cannot be followed by another
    * response on this connection. */
@@ -487,7 +494,7 @@ int eddy_http_end(eddy_http_res_t *res, const void *data, size_t len) {
   return err;
 }
 
-/* ---- The request ------------------------------------------------------------------ */
+/* ---- The request --------------------------------------------------------- */
 
 const eddy_http_str_t *eddy_http_req_header(const eddy_http_req_t *req,
                                             const char *name) {

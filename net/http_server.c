@@ -32,7 +32,7 @@ void eddy_http_server_options_init(eddy_http_server_options_t *o) {
   o->backlog = 511;
 }
 
-/* ---- Pools ----------------------------------------------------------------- */
+/* ---- Pools --------------------------------------------------------------- */
 
 eddy__http_exch_t *eddy__http_exch_get(eddy_http_server_t *srv) {
   eddy__http_exch_t *e = srv->free_exchanges;
@@ -168,7 +168,7 @@ static void pools_free(eddy_http_server_t *srv) {
   srv->nfree_batches = 0;
 }
 
-/* ---- Timeouts -------------------------------------------------------------- */
+/* ---- Timeouts ------------------------------------------------------------ */
 
 static uint64_t list_timeout(const eddy_http_server_t *srv,
                              const eddy_queue_t *list) {
@@ -246,7 +246,7 @@ static void sweep_cb(eddy_timer_t *t) {
   sweep_arm(srv);
 }
 
-/* ---- The Date header --------------------------------------------------------- */
+/* ---- The Date header ----------------------------------------------------- */
 
 /* Formats the Date line for this second; returns the milliseconds to the
  * next second, so the line changes when the wall clock's second does. */
@@ -263,7 +263,7 @@ static void date_cb(eddy_timer_t *t) {
   eddy_timer_start(t, date_cb, date_refresh(srv), 0);
 }
 
-/* ---- Connections ------------------------------------------------------------- */
+/* ---- Connections --------------------------------------------------------- */
 
 static void conn_closed(eddy_handle_t *h) {
   eddy__http_conn_t *c = (eddy__http_conn_t *)h;
@@ -344,7 +344,7 @@ static void on_connection(eddy_stream_t *server, int status) {
   eddy__http_conn_start(c);
 }
 
-/* ---- Listeners --------------------------------------------------------------- */
+/* ---- Listeners ----------------------------------------------------------- */
 
 static void listener_closed(eddy_handle_t *h) {
   listener_t *l = (listener_t *)h;
@@ -424,7 +424,7 @@ int eddy_http_server_address(const eddy_http_server_t *srv, unsigned index,
   return EDDY_ENOENT;
 }
 
-/* ---- Server ------------------------------------------------------------------ */
+/* ---- Server -------------------------------------------------------------- */
 
 int eddy_http_server_init(eddy_loop_t *loop, eddy_http_server_t *srv,
                           const eddy_http_server_options_t *opts,

@@ -9,7 +9,7 @@ static http_fixture_t fx;
 static tc_log_t got1, got2;
 static tc_resp_t resp;
 
-/* ---- The application ------------------------------------------------------ */
+/* ---- The application ----------------------------------------------------- */
 
 typedef struct {
   eddy_timer_t timer;
@@ -18,7 +18,9 @@ typedef struct {
   size_t len;
 } delayed_t;
 
-static void delayed_closed(eddy_handle_t *h) { free(h); }
+static void delayed_closed(eddy_handle_t *h) {
+  free(h);
+}
 
 static void delayed_fire(eddy_timer_t *t) {
   delayed_t *d = (delayed_t *)t;
@@ -61,7 +63,8 @@ static void app(eddy_http_req_t *req, eddy_http_res_t *res) {
   }
 }
 
-/* ---- Keep-alive ------------------------------------------------------------ */
+/* ---- Keep-alive ------------------------------------------------------------
+ */
 
 static void two_gets(http_fixture_t *f) {
   int fd = tc_connect(f->port);
@@ -83,8 +86,8 @@ EDDY_IO_TEST(http, get_answers_hello_and_keeps_the_connection) {
   char v[64];
   cr_assert(eq(str, (char *)tc_header(&resp, "Content-Type", v, sizeof v),
                "text/plain"));
-  cr_assert(eq(str, (char *)tc_header(&resp, "Content-Length", v, sizeof v),
-               "11"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Content-Length", v, sizeof v), "11"));
   cr_assert_null(tc_header(&resp, "Connection", v, sizeof v));
   cr_assert(gt(sz, tc_parse(got1.buf + n, got1.len - n, &resp, 0), (size_t)0));
   cr_assert(eq(int, resp.status, 200));
@@ -95,7 +98,7 @@ EDDY_IO_TEST(http, get_answers_hello_and_keeps_the_connection) {
   cr_assert(eq(u64, st.requests, 2));
 }
 
-/* ---- Pipelining ------------------------------------------------------------- */
+/* ---- Pipelining ---------------------------------------------------------- */
 
 static void pipeline16(http_fixture_t *f) {
   char req[4096];
@@ -130,7 +133,7 @@ EDDY_IO_TEST(http, pipelined_16_requests_answered_in_order) {
   cr_assert(eq(sz, off, got1.len), "bytes after the 16 responses");
 }
 
-/* ---- HEAD, Date ------------------------------------------------------------- */
+/* ---- HEAD, Date ---------------------------------------------------------- */
 
 static void head_then_get(http_fixture_t *f) {
   int fd = tc_connect(f->port);
@@ -148,8 +151,8 @@ EDDY_IO_TEST(http, head_has_get_headers_and_no_body) {
   size_t n = tc_parse(got1.buf, got1.len, &resp, 1);
   cr_assert(eq(sz, n, got1.len), "HEAD answered with body bytes");
   cr_assert(eq(int, resp.status, 200));
-  cr_assert(eq(str, (char *)tc_header(&resp, "Content-Length", v, sizeof v),
-               "11"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Content-Length", v, sizeof v), "11"));
   cr_assert(eq(sz, tc_parse(got2.buf, got2.len, &resp, 0), got2.len));
   cr_assert(eq(int, memcmp(resp.body, "hello world", 11), 0));
 }
@@ -177,7 +180,7 @@ EDDY_IO_TEST(http, date_header_is_imf_fixdate_and_current) {
   cr_assert(le(long, labs(skew), 2L), "Date is %ld s off", skew);
 }
 
-/* ---- Connection handling ------------------------------------------------------ */
+/* ---- Connection handling ------------------------------------------------- */
 
 static void http10_twice(http_fixture_t *f) {
   tc_talk(f->port, "GET /hello HTTP/1.0\r\n\r\n", 23, &got1);
@@ -195,8 +198,8 @@ EDDY_IO_TEST(http, http10_closes_unless_keep_alive_asked) {
   http_run(&fx, http10_twice);
   tc_expect_status_then_eof(&got1, 200);
   tc_parse(got1.buf, got1.len, &resp, 0);
-  cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
-               "close"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v), "close"));
   size_t n = tc_parse(got2.buf, got2.len, &resp, 0);
   cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
                "keep-alive"));
@@ -206,8 +209,9 @@ EDDY_IO_TEST(http, http10_closes_unless_keep_alive_asked) {
 }
 
 static void close_asked(http_fixture_t *f) {
-  const char req[] = "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-                     "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
+  const char req[] =
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+      "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
   tc_talk(f->port, req, sizeof req - 1, &got1);
 }
 
@@ -217,8 +221,8 @@ EDDY_IO_TEST(http, connection_close_answers_once_then_closes) {
   http_run(&fx, close_asked);
   tc_expect_status_then_eof(&got1, 200); /* the second is not answered */
   tc_parse(got1.buf, got1.len, &resp, 0);
-  cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
-               "close"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v), "close"));
 }
 
 static void stream_twice(http_fixture_t *f) {
@@ -241,13 +245,13 @@ EDDY_IO_TEST(http, response_without_length_is_chunked_in_11_closed_in_10) {
   cr_assert(eq(int, got2.end, 1));
   tc_parse(got2.buf, got2.len, &resp, 0);
   cr_assert_null(tc_header(&resp, "Transfer-Encoding", v, sizeof v));
-  cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
-               "close"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v), "close"));
   cr_assert(eq(sz, resp.body_len, (size_t)11), "the close ends the body");
   cr_assert(eq(int, memcmp(resp.body, "hello world", 11), 0));
 }
 
-/* ---- Timeouts and closing -------------------------------------------------------- */
+/* ---- Timeouts and closing ------------------------------------------------ */
 
 static void idle_then_wait(http_fixture_t *f) {
   int fd = tc_connect(f->port);
@@ -304,12 +308,12 @@ EDDY_IO_TEST(http, graceful_close_finishes_in_flight_and_closes_idle) {
   tc_expect_status_then_eof(&got1, 200);
   tc_parse(got1.buf, got1.len, &resp, 0);
   cr_assert(eq(int, memcmp(resp.body, "hello world", 11), 0));
-  cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
-               "close"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v), "close"));
   cr_assert(eq(int, got2.end, -ECONNREFUSED));
 }
 
-/* ---- Unix sockets ------------------------------------------------------------------ */
+/* ---- Unix sockets -------------------------------------------------------- */
 
 static char unix_path[64];
 
@@ -343,12 +347,13 @@ EDDY_IO_TEST(http, unix_socket_listener_serves) {
   tc_expect_status_then_eof(&got1, 200);
 }
 
-/* ---- Upgrade ----------------------------------------------------------------------- */
+/* ---- Upgrade ------------------------------------------------------------- */
 
 static void upgrade_then_get(http_fixture_t *f) {
   int fd = tc_connect(f->port);
-  tc_sends(fd, "GET /echo/u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
-               "Upgrade: websocket\r\n\r\nGET /echo/v HTTP/1.1\r\nHost: a\r\n\r\n");
+  tc_sends(fd,
+           "GET /echo/u HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+           "Upgrade: websocket\r\n\r\nGET /echo/v HTTP/1.1\r\nHost: a\r\n\r\n");
   tc_read_n(fd, &got1, 2, 0);
   close(fd);
 }

@@ -12,7 +12,7 @@ static http_fixture_t fx;
 static tc_log_t got;
 static tc_resp_t resp;
 
-/* ---- A reader that pauses after every piece ------------------------------- */
+/* ---- A reader that pauses after every piece ------------------------------ */
 
 static eddy_timer_t resume_timer;
 static eddy_http_req_t *reading;
@@ -111,7 +111,7 @@ EDDY_IO_TEST(http_body, large_body_paused_and_resumed_arrives_intact) {
             "%zu bytes piled up while paused", slab_growth_paused);
 }
 
-/* ---- A body nobody reads yet ------------------------------------------------- */
+/* ---- A body nobody reads yet --------------------------------------------- */
 
 static eddy_timer_t later;
 
@@ -200,11 +200,13 @@ EDDY_IO_TEST(http_body, unread_body_is_dropped_and_the_connection_kept) {
   cr_assert(eq(u64, st.connections, 1));
 }
 
-/* ---- Expect: 100-continue ------------------------------------------------------- */
+/* ---- Expect: 100-continue
+ * ------------------------------------------------------- */
 
 static void expect_refused(http_fixture_t *f) {
-  static const char head[] = "POST /ignore HTTP/1.1\r\nHost: a\r\n"
-                             "Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n";
+  static const char head[] =
+      "POST /ignore HTTP/1.1\r\nHost: a\r\n"
+      "Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n";
   tc_talk(f->port, head, sizeof head - 1, &got);
 }
 
@@ -215,15 +217,16 @@ EDDY_IO_TEST(http_body, expect_without_reading_answers_and_closes) {
   cr_assert_null(memmem(got.buf, got.len, "100 Continue", 12));
   tc_expect_status_then_eof(&got, 401);
   tc_parse(got.buf, got.len, &resp, 0);
-  cr_assert(eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v),
-               "close"));
+  cr_assert(
+      eq(str, (char *)tc_header(&resp, "Connection", v, sizeof v), "close"));
 }
 
 static char continue_seen[64];
 
 static void expect_accepted(http_fixture_t *f) {
-  static const char head[] = "POST /late HTTP/1.1\r\nHost: a\r\n"
-                             "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+  static const char head[] =
+      "POST /late HTTP/1.1\r\nHost: a\r\n"
+      "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n";
   int fd = tc_connect(f->port);
   tc_send(fd, head, sizeof head - 1);
   ssize_t n = recv(fd, continue_seen, sizeof continue_seen - 1, 0);
@@ -243,7 +246,7 @@ EDDY_IO_TEST(http_body, expect_gets_100_continue_when_the_body_is_read) {
   cr_assert(eq(int, memcmp(resp.body, "5 ", 2), 0));
 }
 
-/* ---- Response backpressure --------------------------------------------------------- */
+/* ---- Response backpressure ----------------------------------------------- */
 
 #define PIECE 65536
 #define TOTAL_OUT (4u << 20)
@@ -320,12 +323,14 @@ EDDY_IO_TEST(http_body, big_response_waits_for_drain_and_arrives_intact) {
   cr_assert(eq(sz, drains, fulls));
 }
 
-/* ---- Abort ---------------------------------------------------------------------------- */
+/* ---- Abort --------------------------------------------------------------- */
 
 static int abort_status, end_status = 1;
 static eddy_http_res_t *held_res;
 
-static void on_abort(eddy_http_res_t *res, int status) { abort_status = status; }
+static void on_abort(eddy_http_res_t *res, int status) {
+  abort_status = status;
+}
 
 static void end_late(eddy_timer_t *t) {
   end_status = eddy_http_end(held_res, "late", 4);
@@ -345,7 +350,7 @@ static void reset_after_asking(http_fixture_t *f) {
   tc_sends(fd, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
   usleep(50000);
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  close(fd); /* RST */
+  close(fd);      /* RST */
   usleep(300000); /* the handler ends meanwhile */
 }
 

@@ -14,7 +14,7 @@ static char upload_path[64];
 static uint64_t upload_hash;
 static size_t upload_size;
 
-/* ---- The application ------------------------------------------------------ */
+/* ---- The application ----------------------------------------------------- */
 
 static size_t body_len;
 static uint64_t body_hash;
@@ -46,7 +46,7 @@ static void app(eddy_http_req_t *req, eddy_http_res_t *res) {
   eddy_http_req_read_start(req, on_body);
 }
 
-/* ---- Running curl -------------------------------------------------------------- */
+/* ---- Running curl -------------------------------------------------------- */
 
 static char url[2][64];
 
@@ -83,7 +83,7 @@ static void expect_upload_answer(void) {
   unlink(upload_path);
 }
 
-/* ---- Tests ------------------------------------------------------------------- */
+/* ---- Tests --------------------------------------------------------------- */
 
 static void two_urls(http_fixture_t *f) {
   set_urls(f->port);
@@ -109,8 +109,15 @@ static void chunked_upload(http_fixture_t *f) {
   char data[80];
   set_urls(f->port);
   snprintf(data, sizeof data, "@%s", upload_path);
-  char *argv[] = {"curl", "-sS", "--max-time", "5", "-H",
-                  "Transfer-Encoding: chunked", "--data-binary", data, url[0],
+  char *argv[] = {"curl",
+                  "-sS",
+                  "--max-time",
+                  "5",
+                  "-H",
+                  "Transfer-Encoding: chunked",
+                  "--data-binary",
+                  data,
+                  url[0],
                   NULL};
   curl(argv);
 }
@@ -127,8 +134,16 @@ static void expect_upload(http_fixture_t *f) {
   char data[80];
   set_urls(f->port);
   snprintf(data, sizeof data, "@%s", upload_path);
-  char *argv[] = {"curl",          "-sS", "-v",   "--max-time", "5", "-H",
-                  "Expect: 100-continue", "--data-binary", data,  url[0],
+  char *argv[] = {"curl",
+                  "-sS",
+                  "-v",
+                  "--max-time",
+                  "5",
+                  "-H",
+                  "Expect: 100-continue",
+                  "--data-binary",
+                  data,
+                  url[0],
                   NULL};
   curl(argv);
 }

@@ -84,11 +84,11 @@ static inline void http_start(http_fixture_t *fx, const char *backend,
 static inline void http_run(http_fixture_t *fx,
                             void (*client)(http_fixture_t *fx)) {
   fx->client = client;
-  cr_assert(eq(int, eddy_async_init(&fx->loop, &fx->done, http_client_done),
-               0));
+  cr_assert(
+      eq(int, eddy_async_init(&fx->loop, &fx->done, http_client_done), 0));
   fx->done.handle.data = fx;
-  cr_assert(eq(int, pthread_create(&fx->thread, NULL, http_client_main, fx),
-               0));
+  cr_assert(
+      eq(int, pthread_create(&fx->thread, NULL, http_client_main, fx), 0));
   eddy_run(&fx->loop, EDDY_RUN_DEFAULT);
   pthread_join(fx->thread, NULL);
   cr_assert(eq(int, fx->closed, 1), "the server's close callback never ran");
@@ -129,7 +129,9 @@ static inline void tc_send(int fd, const void *data, size_t len) {
   }
 }
 
-static inline void tc_sends(int fd, const char *s) { tc_send(fd, s, strlen(s)); }
+static inline void tc_sends(int fd, const char *s) {
+  tc_send(fd, s, strlen(s));
+}
 
 /* Reads until EOF, an error, a timeout or cap bytes.  *end is 1 for EOF,
  * -errno for an error (-EAGAIN: timeout), 0 when the buffer filled. */
@@ -155,7 +157,7 @@ static inline uint64_t tc_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- Responses ------------------------------------------------------------- */
+/* ---- Responses ----------------------------------------------------------- */
 
 typedef struct {
   int status;
@@ -244,8 +246,8 @@ typedef struct {
   char buf[1 << 20];
   size_t len;
   size_t parsed; /* responses before this were counted by tc_read_n */
-  int end; /* tc_read_all's: 1 EOF, -errno, 0 full */
-  uint64_t ms; /* from the request to the end */
+  int end;       /* tc_read_all's: 1 EOF, -errno, 0 full */
+  uint64_t ms;   /* from the request to the end */
 } tc_log_t;
 
 /* Reads into log until n more responses are complete (or the end). */
@@ -255,8 +257,8 @@ static inline int tc_read_n(int fd, tc_log_t *log, int n, int head_req) {
   int got = 0;
   for (;;) {
     size_t used;
-    while (got < n &&
-           (used = tc_parse(log->buf + off, log->len - off, &r, head_req)) != 0) {
+    while (got < n && (used = tc_parse(log->buf + off, log->len - off, &r,
+                                       head_req)) != 0) {
       off += used;
       got++;
     }
@@ -302,7 +304,7 @@ static inline void tc_expect_status_then_eof(const tc_log_t *log, int status) {
   cr_assert(eq(sz, n, log->len), "bytes after the response");
 }
 
-/* ---- curl -------------------------------------------------------------------- */
+/* ---- curl ---------------------------------------------------------------- */
 
 /* Runs argv (a NULL-terminated list) with stdout and stderr into out;
  * returns the exit status, or -1. */
@@ -345,7 +347,7 @@ static inline int tc_run(char *const argv[], char *out, size_t cap,
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* ---- A test application --------------------------------------------------- */
+/* ---- A test application -------------------------------------------------- */
 
 /* FNV-1a, to compare bodies end to end without keeping them. */
 static inline uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
@@ -357,10 +359,13 @@ static inline uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
 #define FNV_INIT 0xcbf29ce484222325ULL
 
 /* The byte at offset i of the test bodies. */
-static inline char body_byte(size_t i) { return (char)(i * 131 + i / 977); }
+static inline char body_byte(size_t i) {
+  return (char)(i * 131 + i / 977);
+}
 
 static inline int path_is(const eddy_http_req_t *req, const char *p) {
-  return req->path.len == strlen(p) && memcmp(req->path.base, p, req->path.len) == 0;
+  return req->path.len == strlen(p) &&
+         memcmp(req->path.base, p, req->path.len) == 0;
 }
 
 #endif

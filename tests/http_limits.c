@@ -32,7 +32,9 @@ static void app(eddy_http_req_t *r, eddy_http_res_t *res) {
   eddy_http_req_read_start(r, on_body);
 }
 
-static void send_req(http_fixture_t *f) { tc_talk(f->port, req, req_len, &got); }
+static void send_req(http_fixture_t *f) {
+  tc_talk(f->port, req, req_len, &got);
+}
 
 static void set_req(const char *s) {
   req_len = strlen(s);
@@ -54,7 +56,7 @@ static void reject_case(const char *backend, const char *request, int status) {
   cr_assert(eq(u64, st.rejected, 1));
 }
 
-/* ---- Sizes ------------------------------------------------------------------ */
+/* ---- Sizes --------------------------------------------------------------- */
 
 static void big(const char *before, size_t n, char fill, const char *after) {
   size_t b = strlen(before);
@@ -115,12 +117,14 @@ EDDY_IO_TEST(http_limits, chunked_body_over_max_is_413_mid_body) {
             eddy_err_name(body_error));
 }
 
-/* ---- Time ------------------------------------------------------------------- */
+/* ---- Time ---------------------------------------------------------------- */
 
 /* One byte every 40 ms, never finishing the head, until the server
  * answers. */
 static void trickle(http_fixture_t *f) {
-  static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  static const char head[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: "
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
   uint64_t t0 = tc_ms();
   int fd = tc_connect(f->port);
   struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -144,7 +148,7 @@ EDDY_IO_TEST(http_limits, trickled_headers_get_408_at_the_deadline) {
             (unsigned long long)got.ms);
 }
 
-/* ---- Malformed and smuggling ------------------------------------------------ */
+/* ---- Malformed and smuggling --------------------------------------------- */
 
 EDDY_IO_TEST(http_limits, garbage_is_400) {
   reject_case(*backend, "HELLO THERE\r\n\r\n", 400);
@@ -228,7 +232,7 @@ EDDY_IO_TEST(http_limits, unbounded_chunk_extension_is_400) {
             eddy_err_name(body_error));
 }
 
-/* ---- What must still pass ----------------------------------------------------- */
+/* ---- What must still pass ------------------------------------------------ */
 
 /* A head that arrives a few bytes at a time is put back together. */
 static void in_pieces(http_fixture_t *f) {

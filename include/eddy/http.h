@@ -42,7 +42,7 @@ typedef struct {
 } eddy_http_str_t;
 
 typedef struct {
-  eddy_http_str_t name; /* as sent (HTTP names are case-insensitive) */
+  eddy_http_str_t name;  /* as sent (HTTP names are case-insensitive) */
   eddy_http_str_t value; /* without surrounding spaces */
 } eddy_http_header_t;
 
@@ -81,12 +81,12 @@ struct eddy_http_req_s {
   void *data; /* the application's */
   eddy_http_server_t *server;
   eddy_http_method method;
-  eddy_http_str_t method_name; /* "GET" */
-  eddy_http_str_t target;      /* as sent: "/a/b?x=1" */
-  eddy_http_str_t path;        /* "/a/b" */
-  eddy_http_str_t query;       /* "x=1"; empty when there is no '?' */
-  unsigned char version_major; /* 1 */
-  unsigned char version_minor; /* 0 or 1 */
+  eddy_http_str_t method_name;       /* "GET" */
+  eddy_http_str_t target;            /* as sent: "/a/b?x=1" */
+  eddy_http_str_t path;              /* "/a/b" */
+  eddy_http_str_t query;             /* "x=1"; empty when there is no '?' */
+  unsigned char version_major;       /* 1 */
+  unsigned char version_minor;       /* 0 or 1 */
   const eddy_http_header_t *headers; /* in arrival order */
   size_t nheaders;
   int64_t content_length; /* -1 when not sent */
@@ -120,11 +120,11 @@ typedef struct {
 } eddy_http_server_options_t;
 
 typedef struct {
-  uint64_t connections;     /* accepted since init */
-  uint64_t requests;        /* handed to the request callback */
-  uint64_t rejected;        /* answered by the server with 4xx/5xx */
-  size_t open_connections;  /* open now */
-  size_t active_requests;   /* handed to the callback, not yet ended */
+  uint64_t connections;    /* accepted since init */
+  uint64_t requests;       /* handed to the request callback */
+  uint64_t rejected;       /* answered by the server with 4xx/5xx */
+  size_t open_connections; /* open now */
+  size_t active_requests;  /* handed to the callback, not yet ended */
 } eddy_http_stats_t;
 
 struct eddy_http_server_s {
