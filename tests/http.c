@@ -368,3 +368,73 @@ EDDY_IO_TEST(http, upgrade_is_answered_plainly_and_requests_go_on) {
             "the request after the upgrade was not answered");
   cr_assert(eq(int, memcmp(resp.body, "/echo/v", 7), 0));
 }
+
+/* ---- The response API -----------------------------------------------------
+ */
+
+static int api_results[8];
+
+/* /bad: header errors.  /short: Content-Length 10, 5 bytes written.
+ * /empty: 204.  /stream as HEAD: a chunked head, no body. */
+static void api_app(eddy_http_req_t *req, eddy_http_res_t *res) {
+  if (path_is(req, "/bad")) {
+    api_results[0] = eddy_http_set_header(res, "X-A", "a\r\nX-Evil: 1");
+    api_results[1] = eddy_http_set_header(res, "X B", "b");
+    api_results[2] = eddy_http_set_header(res, "Transfer-Encoding", "gzip");
+    api_results[3] = eddy_http_set_status(res, 99);
+    api_results[4] = eddy_http_set_header(res, "Content-Length", "3");
+    api_results[5] = eddy_http_write(res, "abcd", 4); /* past the length */
+    eddy_http_write(res, "abc", 3);
+    api_results[6] = eddy_http_set_header(res, "X-Late", "1");
+    eddy_http_end(res, NULL, 0);
+  } else if (path_is(req, "/short")) {
+    eddy_http_set_header(res, "Content-Length", "10");
+    eddy_http_end(res, "12345", 5);
+  } else if (path_is(req, "/empty")) {
+    eddy_http_set_status(res, 204);
+    eddy_http_end(res, "ignored", 7);
+  } else {
+    app(req, res);
+  }
+}
+
+static void api_client(http_fixture_t *f) {
+  int fd = tc_connect(f->port);
+  tc_sends(fd, "GET /bad HTTP/1.1\r\nHost: a\r\n\r\n"
+               "GET /empty HTTP/1.1\r\nHost: a\r\n\r\n"
+               "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n");
+  tc_read_n(fd, &got1, 2, 0);
+  tc_read_n(fd, &got1, 1, 1);
+  close(fd);
+  static const char req[] = "GET /short HTTP/1.1\r\nHost: a\r\n\r\n";
+  tc_talk(f->port, req, sizeof req - 1, &got2);
+}
+
+EDDY_IO_TEST(http, response_api_refuses_bad_headers_and_keeps_lengths) {
+  char v[64];
+  http_start(&fx, *backend, NULL, api_app);
+  http_run(&fx, api_client);
+  cr_assert(eq(int, api_results[0], EDDY_EINVAL), "CRLF in a value");
+  cr_assert(eq(int, api_results[1], EDDY_EINVAL), "space in a name");
+  cr_assert(eq(int, api_results[2], EDDY_EINVAL), "Transfer-Encoding");
+  cr_assert(eq(int, api_results[3], EDDY_EINVAL), "status 99");
+  cr_assert(eq(int, api_results[4], 0));
+  cr_assert(eq(int, api_results[5], EDDY_EINVAL), "write past the length");
+  cr_assert(eq(int, api_results[6], EDDY_EBUSY), "header after the head");
+  size_t n = tc_parse(got1.buf, got1.len, &resp, 0);
+  cr_assert(eq(int, resp.status, 200));
+  cr_assert(eq(sz, resp.body_len, (size_t)3));
+  cr_assert_null(memmem(resp.head, resp.head_len, "Evil", 4));
+  size_t m = tc_parse(got1.buf + n, got1.len - n, &resp, 0);
+  cr_assert(eq(int, resp.status, 204));
+  cr_assert_null(tc_header(&resp, "Content-Length", v, sizeof v));
+  n += m;
+  cr_assert(
+      eq(sz, tc_parse(got1.buf + n, got1.len - n, &resp, 1), got1.len - n),
+      "HEAD answered with body bytes");
+  cr_assert(eq(str, (char *)tc_header(&resp, "Transfer-Encoding", v, sizeof v),
+               "chunked"));
+  /* A body short of its length: the connection ends after it. */
+  cr_assert(eq(int, got2.end, 1));
+  cr_assert_not_null(memmem(got2.buf, got2.len, "\r\n\r\n12345", 9));
+}
