@@ -131,9 +131,9 @@ static eddy_http_header_t *header_new(eddy__http_exch_t *e) {
     e->hdrs = h;
     e->caphdrs = cap;
   }
-  eddy_http_header_t *h = &e->hdrs[e->req.nheaders++];
-  memset(h, 0, sizeof *h);
-  return h;
+  /* Its name and value are set by their spans (an empty value in
+   * on_header_value_complete). */
+  return &e->hdrs[e->req.nheaders++];
 }
 
 static eddy_http_header_t *header_last(eddy__http_exch_t *e) {
@@ -226,9 +226,11 @@ static int on_header_value_complete(llhttp_t *p) {
   if (h->name.len == 0)
     return fail(c, 400);
   c->pflags &= ~EDDY__P_FIELD;
-  if (!(c->pflags & EDDY__P_VALUE)) /* an empty value */
+  if (!(c->pflags & EDDY__P_VALUE)) { /* an empty value */
     h->value.base =
         (const char *)(uintptr_t)((uintptr_t)h->name.base + h->name.len + 1);
+    h->value.len = 0;
+  }
   c->pflags &= ~EDDY__P_VALUE;
   /* llhttp keeps trailing spaces in the value; the field value has none. */
   const char *v = resolve(c, h->value);

@@ -48,11 +48,13 @@ eddy__http_exch_t *eddy__http_exch_get(eddy_http_server_t *srv) {
     e->stage = e->stage_inline;
     e->stage_cap = sizeof e->stage_inline;
   }
-  memset(&e->req, 0, sizeof e->req);
-  memset(&e->res, 0, sizeof e->res);
+  /* The rest of req is filled in when the head is complete. */
+  e->req.data = NULL;
   e->req.server = srv;
   e->req.headers = e->hdrs;
+  e->req.nheaders = 0;
   e->req.content_length = -1;
+  e->res.data = NULL;
   e->res.req = &e->req;
   e->conn = NULL;
   e->srv = srv;
