@@ -10,8 +10,8 @@
  * prints one line:
  *
  *   ECHO conns=N size=S secs=D msgs=M msgs_per_s=X min_conn=A max_conn=B
- *        client_cpu_s=C [server_cpu_s=U server_run_s=R]
- *        [sys_<tracepoint>=K ...] errors=0
+ *        client_cpu_s=C client_sleeps=Z [server_cpu_s=U server_run_s=R
+ *        server_sleeps=Y] [sys_<tracepoint>=K ...] errors=0 mode=M
  *
  * min_conn/max_conn: fewest and most messages one connection completed in
  * the window (a stalled connection shows as min_conn=0).
@@ -19,9 +19,11 @@
  * With -P PID it also reads the server's CPU time at both ends of the
  * window: server_cpu_s from /proc/PID/stat (utime + stime of every thread,
  * clock ticks) and server_run_s from /proc/PID/task/ * /schedstat
- * (nanoseconds on CPU).  With -t it counts the server's syscalls in the
- * window with the named tracepoints ("raw_syscalls:sys_enter" counts them
- * all, "syscalls:sys_enter_read" one kind), opened with perf_event_open on
+ * (nanoseconds on CPU), and server_sleeps, the voluntary context
+ * switches of its threads (client_sleeps: the generator's own).  With -t
+ * it counts the server's syscalls in the window with the named
+ * tracepoints ("raw_syscalls:sys_enter" counts them all,
+ * "syscalls:sys_enter_read" one kind), opened with perf_event_open on
  * every thread of PID: what `perf stat -e TP -p PID` counts, read exactly
  * at the window's ends.
  *
@@ -136,6 +138,33 @@ static double server_cpu(void) {
   return (ut + st) / clk_tck;
 }
 
+/* Voluntary context switches (sleeps) of every thread of the process. */
+static uint64_t server_sleeps(void) {
+  char path[320], line[128];
+  snprintf(path, sizeof path, "/proc/%d/task", server_pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return 0;
+  uint64_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/%d/task/%s/status", server_pid,
+             e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    unsigned long long n;
+    while (fgets(line, sizeof line, f) != NULL)
+      if (sscanf(line, "voluntary_ctxt_switches: %llu", &n) == 1)
+        total += n;
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
 /* Time on CPU of every thread of the process, in seconds (schedstat). */
 static double server_run(void) {
   char path[320];
@@ -160,6 +189,12 @@ static double server_run(void) {
   }
   closedir(d);
   return total;
+}
+
+static uint64_t client_sleeps(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)ru.ru_nvcsw;
 }
 
 static double client_cpu(void) {
@@ -259,7 +294,7 @@ static void read_tracepoints(uint64_t *out) {
 
 static struct {
   double t, scpu, srun, ccpu;
-  uint64_t done;
+  uint64_t done, ssleep, csleep;
   uint64_t tp[MAX_TP];
 } w0, w1;
 
@@ -271,9 +306,11 @@ static void snapshot(typeof(w0) *w) {
   w->t = now();
   w->done = total_done;
   w->ccpu = client_cpu();
+  w->csleep = client_sleeps();
   if (server_pid > 0) {
     w->scpu = server_cpu();
     w->srun = server_run();
+    w->ssleep = server_sleeps();
   }
   read_tracepoints(w->tp);
 }
@@ -607,12 +644,14 @@ int main(int argc, char **argv) {
   double secs = w1.t - w0.t;
   uint64_t msgs = w1.done - w0.done;
   printf("ECHO conns=%u size=%zu secs=%.3f msgs=%llu msgs_per_s=%.0f "
-         "min_conn=%llu max_conn=%llu client_cpu_s=%.3f",
+         "min_conn=%llu max_conn=%llu client_cpu_s=%.3f client_sleeps=%llu",
          nconns, msg_size, secs, (unsigned long long)msgs, msgs / secs,
-         (unsigned long long)mn, (unsigned long long)mx, w1.ccpu - w0.ccpu);
+         (unsigned long long)mn, (unsigned long long)mx, w1.ccpu - w0.ccpu,
+         (unsigned long long)(w1.csleep - w0.csleep));
   if (server_pid > 0)
-    printf(" server_cpu_s=%.3f server_run_s=%.4f", w1.scpu - w0.scpu,
-           w1.srun - w0.srun);
+    printf(" server_cpu_s=%.3f server_run_s=%.4f server_sleeps=%llu",
+           w1.scpu - w0.scpu, w1.srun - w0.srun,
+           (unsigned long long)(w1.ssleep - w0.ssleep));
   for (int i = 0; i < ntp; i++) {
     const char *n = strchr(tps[i].name, ':') + 1;
     printf(" %s%s=%llu", strncmp(n, "sys_", 4) == 0 ? "" : "tp_", n,

@@ -266,7 +266,7 @@ say "echo/run.sh: load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 runs_csv=$out-runs.csv
-echo "load_mode,backend,size,conns,round,msgs_per_s,secs,msgs,server_cpu_s,server_run_s,msgs_per_cpu_s,client_cpu_s,min_conn,max_conn" >"$runs_csv"
+echo "load_mode,backend,size,conns,round,msgs_per_s,secs,msgs,server_cpu_s,server_run_s,msgs_per_cpu_s,client_cpu_s,min_conn,max_conn,server_sleeps,client_sleeps" >"$runs_csv"
 csv=$out.csv
 echo "load_mode,backend,size,conns,msgs_per_s,server_cpu_s,msgs_per_cpu_s,spread_pct,server_busy_pct,client_busy_pct,syscalls_per_msg,io_uring_enter_per_msg,epoll_wait_per_msg,read_per_msg,sendmsg_per_msg,epoll_ctl_per_msg,syscall_counter,commit" >"$csv"
 
@@ -285,7 +285,7 @@ for load_mode in $load_modes; do
           scpu=$(kv server_cpu_s "$line")
           msgs=$(kv msgs "$line")
           mpc=$(awk -v m="$msgs" -v c="$scpu" 'BEGIN {printf "%.0f", (c > 0 ? m / c : 0)}')
-          echo "$load_mode,$be,$size,$conns,$r,$(kv msgs_per_s "$line"),$(kv secs "$line"),$msgs,$scpu,$(kv server_run_s "$line"),$mpc,$(kv client_cpu_s "$line"),$(kv min_conn "$line"),$(kv max_conn "$line")" >>"$runs_csv"
+          echo "$load_mode,$be,$size,$conns,$r,$(kv msgs_per_s "$line"),$(kv secs "$line"),$msgs,$scpu,$(kv server_run_s "$line"),$mpc,$(kv client_cpu_s "$line"),$(kv min_conn "$line"),$(kv max_conn "$line"),$(kv server_sleeps "$line"),$(kv client_sleeps "$line")" >>"$runs_csv"
           say "  $load_mode s=$size c=$conns round $r $be: $(kv msgs_per_s "$line") msg/s, server ${scpu} CPU-s, client $(kv client_cpu_s "$line") CPU-s, $mpc msg/CPU-s, min/max per conn $(kv min_conn "$line")/$(kv max_conn "$line")"
         done
       done
@@ -321,13 +321,16 @@ if [ "$http" != 0 ] && [ -x "$hello_bin" ] && command -v wrk >/dev/null &&
       ppid_=$!
       live_pids="$live_pids $ppid_"
       sleep 0.3
+      c0=$(awk '{print $14 + $15}' "/proc/$spid/stat")
       wl=$(timeout $((http_duration + 30)) taskset -c "$client_cpu" wrk -t1 -c64 \
         -d"${http_duration}s" -s "$here/pipeline.lua" \
         "http://127.0.0.1:$port/" -- "$depth" 2>&1 | grep '^ECHOWRK' || true)
+      c1=$(awk '{print $14 + $15}' "/proc/$spid/stat")
       kill -INT "$ppid_" 2>/dev/null || true
       wait "$ppid_" 2>/dev/null || true
       forget "$ppid_"
       stop_server || failed=1
+      busy=$(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" -v d="$http_duration" 'BEGIN {printf "%.0f", 100 * (b - a) / t / d}')
       sc=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$tmp/perf.out")
       req=$(kv requests "$wl"); errs=$(kv errors "$wl"); non2xx=$(kv non2xx "$wl")
       if [ -z "$req" ] || [ "$req" = 0 ] || [ "${errs:-1}" != 0 ] || [ "${non2xx:-1}" != 0 ]; then
@@ -337,7 +340,7 @@ if [ "$http" != 0 ] && [ -x "$hello_bin" ] && command -v wrk >/dev/null &&
       fi
       spr=$(awk -v s="$sc" -v r="$req" 'BEGIN {printf "%.3f", s/r}')
       rps=$(awk -v r="$req" -v d="$(kv duration_us "$wl")" 'BEGIN {printf "%.0f", r/(d/1e6)}')
-      http_lines+=("$be $depth $req $sc $spr $rps")
+      http_lines+=("$be $depth $req $sc $spr $rps $busy")
       say "  http $be depth $depth: $req requests, $sc syscalls, $spr syscalls/request"
     done
   done
@@ -387,22 +390,30 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2f",
     case ${http_lines[0]} in
       skipped*) echo "${http_lines[0]}" ;;
       *)
-        echo "| backend | pipelining | requests | server syscalls | **syscalls/request** | requests/s | target |"
-        echo "|---|---:|---:|---:|---:|---:|---|"
+        echo "| backend | pipelining | requests | server syscalls | **syscalls/request** | requests/s | server CPU % | target |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---|"
         for l in "${http_lines[@]}"; do
-          read -r be depth req sc spr rps <<<"$l"
+          read -r be depth req sc spr rps busy <<<"$l"
           tgt=-
           if [ "$be" = io_uring ]; then
             lim=0.5; [ "$depth" = 16 ] && lim=0.1
             tgt=$(awk -v s="$spr" -v l="$lim" 'BEGIN {print (s <= l) ? "<= " l " met" : "<= " l " NOT MET"}')
           fi
-          echo "| $be | $depth | $req | $sc | **$spr** | $rps | $tgt |"
+          echo "| $be | $depth | $req | $sc | **$spr** | $rps | $busy | $tgt |"
         done
         ;;
     esac
   fi
   echo
   echo "load average: $load_start at start, $(cut -d' ' -f1 /proc/loadavg) at the end ($(nproc) CPUs)"
+  starved=$(awk -F, 'NR > 1 && $7 > 0 && $9 / $7 < 0.8 {n++} END {print n + 0}' "$runs_csv")
+  total=$(awk 'END {print NR - 1}' "$runs_csv")
+  if [ "$starved" -gt 0 ]; then
+    echo
+    echo "WARNING: in $starved of $total runs the server had less than 80% of CPU $server_cpu:"
+    echo "other work shared the CPUs. A starved io_uring loop batches more, so these runs"
+    echo "overstate io_uring's msg/CPU-s and understate its syscalls; rerun on a quiet machine."
+  fi
 } | tee "$out.md"
 say "echo/run.sh: wrote $csv, $runs_csv, $out.md"
 if [ "$failed" != 0 ]; then
