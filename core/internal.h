@@ -119,6 +119,7 @@ char *eddy__lent_block_data(struct eddy__slab_s *b);
 void eddy__lent_block_slice(struct eddy__slab_s *b, size_t len,
                             eddy_slice_t *out);
 void eddy__lent_block_free(struct eddy__slab_s *b);
+size_t eddy__lent_block_refs(const struct eddy__slab_s *b);
 
 EDDY__HIDDEN extern const eddy__backend_t eddy__backend_epoll;
 EDDY__HIDDEN extern const eddy__backend_t eddy__backend_uring;

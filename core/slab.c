@@ -302,8 +302,13 @@ void eddy__lent_block_slice(struct eddy__slab_s *b, size_t len,
   out->owner = b;
 }
 
-/* The lender goes away: a block nobody holds is freed now, one a slice
- * still holds is freed by its last release. */
+size_t eddy__lent_block_refs(const struct eddy__slab_s *b) {
+  return b->refs;
+}
+
+/* The lender lets go of the block (goes away, or replaced it): a block
+ * nobody holds is freed now, one a slice still holds is freed by its last
+ * release. */
 void eddy__lent_block_free(struct eddy__slab_s *b) {
   b->recycle = NULL;
   b->pool = NULL;

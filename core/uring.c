@@ -65,7 +65,7 @@ int eddy__uring_probe(void) {
   return err;
 }
 
-static void u_recycle(struct eddy__slab_s *b, void *ctx, unsigned id) {
+void eddy__u_recycle(struct eddy__slab_s *b, void *ctx, unsigned id) {
   eddy__u_put_buffer(ctx, id);
 }
 
@@ -101,7 +101,7 @@ static int u_buffers_init(eddy_loop_t *loop, ubackend_t *ub) {
   if (ub->bufs == NULL)
     return EDDY_ENOMEM;
   for (unsigned i = 0; i < ub->nbufs; i++) {
-    ub->bufs[i] = eddy__lent_block_new(ub->buf_size, u_recycle, loop, i);
+    ub->bufs[i] = eddy__lent_block_new(ub->buf_size, eddy__u_recycle, loop, i);
     if (ub->bufs[i] == NULL)
       return EDDY_ENOMEM;
     eddy__u_put_buffer(loop, i);

@@ -75,6 +75,8 @@ uio_t *eddy__u_get(eddy_loop_t *loop, eddy__io_t *io);
 void eddy__u_cancel(eddy_loop_t *loop, uio_t *u, unsigned tag);
 void eddy__u_release(eddy_loop_t *loop, uio_t *u);
 void eddy__u_put_buffer(eddy_loop_t *loop, unsigned bid);
+/* A ring buffer's last reference went: back into the ring. */
+void eddy__u_recycle(struct eddy__slab_s *b, void *ctx, unsigned id);
 
 /* core/uring_stream.c */
 void eddy__u_stream_cqe(eddy_loop_t *loop, uio_t *u, unsigned tag, int res,

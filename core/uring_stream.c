@@ -83,14 +83,33 @@ void eddy__u_arm_recv(eddy_loop_t *loop, uio_t *u) {
   u->armed |= EDDY__OP_READ;
 }
 
+/* The callback kept the buffer: the ring gets a fresh one in its slot and
+ * the kept block becomes the application's, freed by its last release.
+ * Otherwise a few connections that hold their reads would empty the ring
+ * for every connection of the loop.  (Without memory for a fresh block,
+ * the kept one goes back to the ring when released, as before.) */
+static void replace_retained(eddy_loop_t *loop, ubackend_t *ub, unsigned bid) {
+  struct eddy__slab_s *fresh =
+      eddy__lent_block_new(ub->buf_size, eddy__u_recycle, loop, bid);
+  if (fresh == NULL)
+    return;
+  eddy__lent_block_free(ub->bufs[bid]); /* held: freed by its last release */
+  ub->bufs[bid] = fresh;
+  eddy__u_put_buffer(loop, bid);
+}
+
 /* Hands one receive result to the stream: bytes in a ring buffer (the
  * callback borrows it; unless retained it goes back to the ring when the
  * callback returns), or the end, or an error. */
 static void deliver(eddy_loop_t *loop, eddy__sio_t *sio, int bid, int res) {
   if (bid >= 0) {
+    ubackend_t *ub = u_backend(loop);
+    struct eddy__slab_s *b = ub->bufs[bid];
     eddy_slice_t slice;
-    eddy__lent_block_slice(u_backend(loop)->bufs[bid], (size_t)res, &slice);
+    eddy__lent_block_slice(b, (size_t)res, &slice);
     sio->on_read(sio, res, &slice);
+    if (eddy__lent_block_refs(b) > 1)
+      replace_retained(loop, ub, (unsigned)bid);
     eddy_slice_release(&slice);
   } else {
     sio->on_read(sio, res == 0 ? EDDY_EOF : res, NULL);

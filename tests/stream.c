@@ -526,3 +526,76 @@ EDDY_IO_TEST(stream, held_read_buffers_are_not_reused_and_nothing_is_lost) {
   cr_assert(eq(u32, held_sum, held_sent_sum), "bytes differ end to end");
   cr_assert(eq(int, eddy_loop_close(&loop), 0));
 }
+
+/* ---- Many connections holding their reads --------------------------------- */
+
+#define HOLDERS 64
+#define HOLDER_BYTES (80 * 1024)
+
+static eddy_tcp_t holder_srv, holder_peers[HOLDERS], holder_clients[HOLDERS];
+static eddy_connect_t holder_creq[HOLDERS];
+static eddy_write_t holder_w[HOLDERS];
+static eddy_shutdown_t holder_sd[HOLDERS];
+static eddy_slice_t *holder_kept;
+static size_t holder_nkept, holder_bytes, holder_accepted;
+static int holder_eofs;
+
+static void holder_read(eddy_stream_t *s, ssize_t nread,
+                        const eddy_slice_t *buf) {
+  if (nread < 0) {
+    cr_assert(eq(long, (long)nread, (long)EDDY_EOF));
+    eddy_close((eddy_handle_t *)s, NULL);
+    if (++holder_eofs == HOLDERS) {
+      for (size_t i = 0; i < holder_nkept; i++)
+        eddy_slice_release(&holder_kept[i]);
+      eddy_close((eddy_handle_t *)&holder_srv, NULL);
+      for (int i = 0; i < HOLDERS; i++)
+        eddy_close((eddy_handle_t *)&holder_clients[i], NULL);
+    }
+    return;
+  }
+  holder_bytes += (size_t)nread;
+  holder_kept[holder_nkept] = *buf;
+  eddy_slice_retain(&holder_kept[holder_nkept++]);
+}
+
+static void holder_connection(eddy_stream_t *srv, int status) {
+  cr_assert(eq(int, status, 0));
+  eddy_tcp_t *p = &holder_peers[holder_accepted++];
+  eddy_tcp_init(srv->handle.loop, p);
+  cr_assert(eq(int, eddy_accept(srv, &p->stream), 0));
+  eddy_read_start(&p->stream, holder_read);
+}
+
+static void holder_connected(eddy_connect_t *req, int status) {
+  static char payload[HOLDER_BYTES];
+  size_t i = (size_t)(req - holder_creq);
+  eddy_buf_t b = eddy_buf_init(payload, sizeof payload);
+  cr_assert(eq(int, status, 0));
+  cr_assert(ge(int, eddy_write(&holder_w[i], req->stream, &b, 1, NULL), 0));
+  cr_assert(eq(int, eddy_shutdown(&holder_sd[i], req->stream, NULL), 0));
+}
+
+/* Reads kept by the application must not starve other connections: under
+ * io_uring all connections of a loop share one ring of receive buffers. */
+EDDY_IO_TEST(stream, kept_reads_of_many_connections_do_not_starve_the_loop) {
+  eddy_loop_t loop;
+  struct sockaddr_in addr;
+  holder_kept = calloc(HOLDERS * (HOLDER_BYTES / 1024 + 1), sizeof *holder_kept);
+  eddy_test_loop_init(&loop, *backend);
+  eddy_tcp_init(&loop, &holder_srv);
+  eddy_ip4_addr("127.0.0.1", 0, &addr);
+  eddy_tcp_bind(&holder_srv, (struct sockaddr *)&addr, 0);
+  cr_assert(eq(int, eddy_listen(&holder_srv.stream, 128, holder_connection), 0));
+  eddy_ip4_addr("127.0.0.1", bound_port(&holder_srv), &addr);
+  for (int i = 0; i < HOLDERS; i++) {
+    eddy_tcp_init(&loop, &holder_clients[i]);
+    eddy_tcp_connect(&holder_creq[i], &holder_clients[i],
+                     (struct sockaddr *)&addr, holder_connected);
+  }
+  eddy_run(&loop, EDDY_RUN_DEFAULT);
+  cr_assert(eq(int, holder_eofs, HOLDERS));
+  cr_assert(eq(sz, holder_bytes, (size_t)HOLDERS * HOLDER_BYTES));
+  cr_assert(eq(int, eddy_loop_close(&loop), 0));
+  free(holder_kept);
+}
