@@ -189,7 +189,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libeddy.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
 
 format:
-	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] apps/*.c tests/*.[ch]
+	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] net/*.[ch] apps/*.c tests/*.[ch]
 
 clean:
 	rm -rf build build-*
