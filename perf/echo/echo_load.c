@@ -1,7 +1,8 @@
 /* echo_load: a closed-loop load generator for TCP echo servers.
  *
  *   echo_load [-c conns] [-s size] [-d seconds] [-w warmup] [-p port]
- *             [-h host] [-m uring|epoll] [-P server_pid] [-t tracepoints]
+ *             [-h host] [-m uring|epoll] [-b] [-P server_pid]
+ *             [-t tracepoints]
  *
  * Opens `conns` connections to host:port.  Each connection sends a message
  * of `size` bytes, waits until all `size` bytes have come back, checks them
@@ -36,7 +37,11 @@
  * per batch submits every send and receive and reaps every completion
  * (DEFER_TASKRUN, no SQPOLL).  -m epoll uses level-triggered epoll with
  * read and write, for kernels without io_uring.  Single-threaded either
- * way. */
+ * way.  -b busy-polls (io_uring_enter or epoll_wait that never block): the
+ * generator keeps its CPU at 100% but never sleeps, so the server's sends
+ * never have to wake it, a cost that loopback charges to the server (a
+ * sleeping generator can halve the server's msg/CPU-s, and whether it
+ * sleeps flips from run to run). */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -78,6 +83,7 @@ static double duration = 4, warmup = 1;
 static const char *host = "127.0.0.1";
 static int port = -1;
 static int server_pid = -1;
+static int busy_poll; /* -b: never sleep waiting for echoes */
 static char *pattern;
 static conn_t *conns;
 static uint64_t total_done, errors, mismatches;
@@ -436,7 +442,10 @@ static int run_uring(void) {
   struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
   for (;;) {
     struct io_uring_cqe *cqe;
-    err = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+    if (busy_poll)
+      err = io_uring_submit_and_get_events(&ring);
+    else
+      err = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
     if (err < 0 && err != -ETIME && err != -EINTR) {
       fprintf(stderr, "echo_load: io_uring_enter: %s\n", strerror(-err));
       errors++;
@@ -524,7 +533,7 @@ static int run_epoll(void) {
   if (buf == NULL)
     return -1;
   for (;;) {
-    int n = epoll_wait(ep, evs, 1024, 100);
+    int n = epoll_wait(ep, evs, 1024, busy_poll ? 0 : 100);
     if (n < 0 && errno != EINTR) {
       errors++;
       break;
@@ -576,7 +585,7 @@ static int usage(int code) {
   fprintf(code ? stderr : stdout,
           "usage: echo_load [-c conns] [-s size] [-d seconds] [-w warmup] "
           "-p port [-h host]\n"
-          "                 [-m uring|epoll] [-P server_pid] "
+          "                 [-m uring|epoll] [-b] [-P server_pid] "
           "[-t tracepoint,...]\n");
   return code;
 }
@@ -585,7 +594,7 @@ int main(int argc, char **argv) {
   const char *mode = "uring";
   char *tplist = NULL;
   int opt;
-  while ((opt = getopt(argc, argv, "c:s:d:w:p:h:m:P:t:")) != -1) {
+  while ((opt = getopt(argc, argv, "bc:s:d:w:p:h:m:P:t:")) != -1) {
     switch (opt) {
     case 'c': nconns = (unsigned)atoi(optarg); break;
     case 's': msg_size = (size_t)atol(optarg); break;
@@ -596,6 +605,7 @@ int main(int argc, char **argv) {
     case 'm': mode = optarg; break;
     case 'P': server_pid = atoi(optarg); break;
     case 't': tplist = optarg; break;
+    case 'b': busy_poll = 1; break;
     default: return usage(2);
     }
   }
@@ -657,7 +667,7 @@ int main(int argc, char **argv) {
     printf(" %s%s=%llu", strncmp(n, "sys_", 4) == 0 ? "" : "tp_", n,
            (unsigned long long)(w1.tp[i] - w0.tp[i]));
   }
-  printf(" errors=0 mode=%s\n", mode);
+  printf(" errors=0 mode=%s%s\n", mode, busy_poll ? "-busy" : "");
   for (unsigned i = 0; i < nconns; i++)
     close(conns[i].fd);
   return 0;

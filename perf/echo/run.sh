@@ -31,6 +31,8 @@
 #   SC_DURATION (2)  syscall-count run  SYSCALLS (auto|perf|strace|none)
 #   HTTP (auto|0)    HTTP_DURATION (3)  SERVER_CPU (0)  CLIENT_CPU (1)
 #   LOAD_MODES ("uring epoll"): echo_load's modes, each a full matrix
+#   BUSY (1): echo_load busy-polls (-b), so the server never pays for
+#     waking it; 0 lets it sleep in io_uring_enter / epoll_wait
 #
 # Prints a markdown table; writes perf/results/echo-<date>.csv (medians),
 # echo-<date>-runs.csv (every run) and echo-<date>.md (the report).  Exits
@@ -58,6 +60,9 @@ http_duration=${HTTP_DURATION:-3}
 server_cpu=${SERVER_CPU:-0}
 client_cpu=${CLIENT_CPU:-1}
 load_modes=${LOAD_MODES:-uring epoll}
+busy=${BUSY:-1}
+busy_flag=""
+[ "$busy" = 1 ] && busy_flag=-b
 if [ "$(nproc)" -lt 2 ]; then
   echo "echo/run.sh: one CPU: server and load share it; numbers mean little" >&2
   server_cpu=0 client_cpu=0
@@ -191,7 +196,7 @@ run_echo() {
   start_server "$echo_bin" "$be" "$port" || return 1
   line=$(timeout $((${dur%.*} + ${warm%.*} + 40)) \
     taskset -c "$client_cpu" "$load" -c "$conns" -s "$size" -d "$dur" \
-    -w "$warm" -p "$port" -m "${load_mode:-uring}" -P "$spid" "$@" \
+    -w "$warm" -p "$port" -m "${load_mode:-uring}" $busy_flag -P "$spid" "$@" \
     2>"$tmp/load.err") || rc=1
   if [ "$rc" = 0 ] && [ "$(kv errors "$line")" != 0 ]; then rc=1; fi
   if [ "$rc" != 0 ]; then
@@ -238,7 +243,7 @@ count_syscalls() {
       sleep 0.5
       line=$(timeout $((sc_duration + 40)) taskset -c "$client_cpu" "$load" \
         -c "$conns" -s "$size" -d "$sc_duration" -w 0 -p "$port" \
-        -m "${load_mode:-uring}" 2>"$tmp/load.err") || rc=1
+        -m "${load_mode:-uring}" $busy_flag 2>"$tmp/load.err") || rc=1
       kill -INT "$stpid" 2>/dev/null || true
       wait "$stpid" 2>/dev/null || true
       forget "$stpid"
@@ -358,13 +363,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2f",
 {
   echo "## eddy-echo: io_uring against epoll ($(date +%F), commit $commit)"
   echo
-  echo "eddy-echo on CPU $server_cpu, echo_load on CPU $client_cpu; medians of $repeats runs of ${duration} s after ${warmup} s of load;"
+  echo "eddy-echo on CPU $server_cpu, echo_load on CPU $client_cpu$([ "$busy" = 1 ] && echo ' (busy-polling)'); medians of $repeats runs of ${duration} s after ${warmup} s of load;"
   echo "msg/CPU-s = messages / server CPU-seconds (utime+stime, /proc/PID/stat); CPU % = server; client busy, epoll / io_uring;"
   echo "syscalls per message counted by $syscalls in a separate ${sc_duration} s run."
   verdict=""
   for load_mode in $load_modes; do
     echo
-    echo "### load generator: $load_mode"
+    echo "### load generator: $load_mode$([ "$busy" = 1 ] && echo ', busy-polling')"
     echo
     echo "| size | conns | epoll msg/s | io_uring msg/s | epoll msg/CPU-s | io_uring msg/CPU-s | **ratio** u/e | spread e/u | CPU % e/u | epoll syscalls/msg | io_uring syscalls/msg |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
