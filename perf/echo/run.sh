@@ -335,7 +335,7 @@ if [ "$http" != 0 ] && [ -x "$hello_bin" ] && command -v wrk >/dev/null &&
       wait "$ppid_" 2>/dev/null || true
       forget "$ppid_"
       stop_server || failed=1
-      busy=$(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" -v d="$http_duration" 'BEGIN {printf "%.0f", 100 * (b - a) / t / d}')
+      hbusy=$(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" -v d="$http_duration" 'BEGIN {printf "%.0f", 100 * (b - a) / t / d}')
       sc=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$tmp/perf.out")
       req=$(kv requests "$wl"); errs=$(kv errors "$wl"); non2xx=$(kv non2xx "$wl")
       if [ -z "$req" ] || [ "$req" = 0 ] || [ "${errs:-1}" != 0 ] || [ "${non2xx:-1}" != 0 ]; then
@@ -345,7 +345,7 @@ if [ "$http" != 0 ] && [ -x "$hello_bin" ] && command -v wrk >/dev/null &&
       fi
       spr=$(awk -v s="$sc" -v r="$req" 'BEGIN {printf "%.3f", s/r}')
       rps=$(awk -v r="$req" -v d="$(kv duration_us "$wl")" 'BEGIN {printf "%.0f", r/(d/1e6)}')
-      http_lines+=("$be $depth $req $sc $spr $rps $busy")
+      http_lines+=("$be $depth $req $sc $spr $rps $hbusy")
       say "  http $be depth $depth: $req requests, $sc syscalls, $spr syscalls/request"
     done
   done
@@ -398,13 +398,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2f",
         echo "| backend | pipelining | requests | server syscalls | **syscalls/request** | requests/s | server CPU % | target |"
         echo "|---|---:|---:|---:|---:|---:|---:|---|"
         for l in "${http_lines[@]}"; do
-          read -r be depth req sc spr rps busy <<<"$l"
+          read -r be depth req sc spr rps hbusy <<<"$l"
           tgt=-
           if [ "$be" = io_uring ]; then
             lim=0.5; [ "$depth" = 16 ] && lim=0.1
             tgt=$(awk -v s="$spr" -v l="$lim" 'BEGIN {print (s <= l) ? "<= " l " met" : "<= " l " NOT MET"}')
           fi
-          echo "| $be | $depth | $req | $sc | **$spr** | $rps | $busy | $tgt |"
+          echo "| $be | $depth | $req | $sc | **$spr** | $rps | $hbusy | $tgt |"
         done
         ;;
     esac
