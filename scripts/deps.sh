@@ -1,12 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages eddy needs, if any is missing.
-#   scripts/deps.sh          build and test
-#   scripts/deps.sh perf     also the perf suite's peers
+#   scripts/deps.sh            build and test
+#   scripts/deps.sh perf       also libuv, for make perf-core
+#   scripts/deps.sh PKG...     build and test, plus these packages
 set -eu
 
 pkgs="gcc make pkg-config libcriterion-dev liburing-dev node-llhttp curl"
 if [ "${1:-}" = perf ]; then
   pkgs="$pkgs libuv1-dev"
+elif [ $# -gt 0 ]; then
+  pkgs="$pkgs $*"
 fi
 
 missing=""
