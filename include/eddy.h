@@ -480,5 +480,6 @@ EDDY_EXTERN const char *eddy_err_name(int err);
 #endif
 
 #include "eddy/net.h"
+#include "eddy/fs.h"
 
 #endif
