@@ -25,6 +25,18 @@
 #define U_BUF_SIZE (16 * 1024)
 #define U_BATCH 256
 
+/* A blocking wait returns once U_WAIT_BATCH completions are in, or after
+ * the minimum wait if at least one is (see u_wait). */
+#define U_WAIT_BATCH 16
+#define U_MIN_WAIT_US 20
+
+/* Kernel 6.12's feature bit; liburing 2.3's headers predate it (and call
+ * the field it gives a meaning, io_uring_getevents_arg.min_wait_usec,
+ * `pad`). */
+#ifndef IORING_FEAT_MIN_TIMEOUT
+#define IORING_FEAT_MIN_TIMEOUT (1U << 15)
+#endif
+
 /* ---- Setup ----------------------------------------------------------------- */
 
 /* EDDY_URING_FAIL=1 makes setup fail as a kernel that refuses io_uring
@@ -111,6 +123,19 @@ static int u_buffers_init(eddy_loop_t *loop, ubackend_t *ub) {
 
 static void u_close(eddy_loop_t *loop);
 
+/* The batch wait's minimum, in microseconds: U_MIN_WAIT_US, or
+ * EDDY_URING_MIN_WAIT (0 turns batching off); 0 when the kernel cannot. */
+static unsigned u_min_wait(const struct io_uring *ring) {
+  if (!(ring->features & IORING_FEAT_MIN_TIMEOUT))
+    return 0;
+  const char *env = getenv("EDDY_URING_MIN_WAIT");
+  if (env == NULL || *env == '\0')
+    return U_MIN_WAIT_US;
+  char *end;
+  unsigned long us = strtoul(env, &end, 10);
+  return *end == '\0' && us <= 1000000 ? (unsigned)us : U_MIN_WAIT_US;
+}
+
 static int u_init(eddy_loop_t *loop) {
   ubackend_t *ub = calloc(1, sizeof *ub);
   if (ub == NULL)
@@ -126,6 +151,7 @@ static int u_init(eddy_loop_t *loop) {
   }
   loop->backend_data = ub;
   loop->backend_fd = ub->ring.ring_fd;
+  ub->min_wait_us = u_min_wait(&ub->ring);
   err = u_buffers_init(loop, ub);
   if (err != 0)
     u_close(loop);
@@ -367,6 +393,47 @@ static int u_run_ready(eddy_loop_t *loop) {
   return ran;
 }
 
+static struct __kernel_timespec u_timespec(int ms) {
+  struct __kernel_timespec ts = {.tv_sec = ms / 1000,
+                                 .tv_nsec = (ms % 1000) * 1000000L};
+  return ts;
+}
+
+/* Submits what is queued and waits for a batch of completions: returns
+ * once U_WAIT_BATCH are in, or after min_wait_us if at least one is, or,
+ * with none, at the loop's timeout (timeout_ms < 0: none).  Waiting for
+ * one completion instead makes the loop turn around on the completions of
+ * its own sends, which the submit itself finishes on loopback, with a
+ * receive or two beside them: an io_uring_enter and a loop iteration for
+ * every one or two messages (perf/echo/README.md has the trace).  The
+ * price is up to min_wait_us of latency for a lone completion.
+ *
+ * liburing 2.3 has no call for it (2.8's io_uring_submit_and_wait_min_
+ * timeout), so: flush the submission tail as liburing does, then enter
+ * with the extended argument. */
+static int u_submit_and_wait_batch(ubackend_t *ub, int timeout_ms) {
+  struct io_uring_sq *sq = &ub->ring.sq;
+  unsigned tail = sq->sqe_tail;
+  if (sq->sqe_head != tail) {
+    sq->sqe_head = tail;
+    io_uring_smp_store_release(sq->ktail, tail); /* no SQPOLL: plain order */
+  }
+  unsigned to_submit = tail - IO_URING_READ_ONCE(*sq->khead);
+
+  struct __kernel_timespec ts;
+  struct io_uring_getevents_arg arg;
+  memset(&arg, 0, sizeof arg);
+  arg.pad = ub->min_wait_us; /* min_wait_usec */
+  if (timeout_ms >= 0) {
+    ts = u_timespec(timeout_ms);
+    arg.ts = (uint64_t)(uintptr_t)&ts;
+  }
+  /* liburing's wrapper returns -errno, as its other calls do. */
+  return io_uring_enter2(ub->ring.ring_fd, to_submit, U_WAIT_BATCH,
+                         IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                         (sigset_t *)&arg, sizeof arg);
+}
+
 static void u_wait(eddy_loop_t *loop, int timeout) {
   ubackend_t *ub = u_backend(loop);
   struct io_uring_cqe *cqes[U_BATCH];
@@ -381,11 +448,12 @@ static void u_wait(eddy_loop_t *loop, int timeout) {
   int err;
   if (timeout == 0) {
     err = io_uring_submit_and_get_events(&ub->ring);
+  } else if (ub->min_wait_us != 0) {
+    err = u_submit_and_wait_batch(ub, timeout);
   } else if (timeout < 0) {
     err = io_uring_submit_and_wait(&ub->ring, 1);
   } else {
-    struct __kernel_timespec ts = {.tv_sec = timeout / 1000,
-                                   .tv_nsec = (timeout % 1000) * 1000000L};
+    struct __kernel_timespec ts = u_timespec(timeout);
     struct io_uring_cqe *cqe;
     err = io_uring_submit_and_wait_timeout(&ub->ring, &cqe, 1, &ts, NULL);
   }

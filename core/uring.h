@@ -57,6 +57,7 @@ typedef struct {
   struct eddy__slab_s **bufs;
   unsigned nbufs;
   unsigned buf_size;
+  unsigned min_wait_us; /* batch wait (see u_wait); 0: wait for one */
 } ubackend_t;
 
 #define U_BGID 0

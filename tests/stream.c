@@ -125,6 +125,19 @@ EDDY_IO_TEST(stream, tcp4_echo_roundtrip_and_half_close) {
   run_echo(&loop, &t.client.stream);
 }
 
+/* io_uring waits for a batch of completions (core/uring.c, u_wait) where
+ * the kernel can; EDDY_URING_MIN_WAIT=0 turns that off, as a kernel
+ * without IORING_FEAT_MIN_TIMEOUT would.  Both waits must deliver a lone
+ * completion; epoll ignores the setting. */
+EDDY_IO_TEST(stream, tcp4_echo_with_batch_wait_off) {
+  eddy_loop_t loop;
+  tcp_setup_t t;
+  setenv("EDDY_URING_MIN_WAIT", "0", 1);
+  eddy_test_loop_init(&loop, *backend);
+  tcp_start(&loop, &t, on_connection, client_connected);
+  run_echo(&loop, &t.client.stream);
+}
+
 EDDY_IO_TEST(stream, tcp6_echo_roundtrip) {
   eddy_loop_t loop;
   eddy_tcp_t srv, client;
