@@ -83,6 +83,22 @@ static void do_read(eddy_loop_t *loop, eddy__sio_t *sio) {
   }
 }
 
+/* One sendfile of the range at the queue's front: 1 to go on writing, 0
+ * when the socket is full (wait for writable) or the write failed. */
+static int do_sendfile(eddy__sio_t *sio, const struct eddy__wfile_s *f) {
+  size_t want = f->len < EDDY__SENDFILE_MAX ? f->len : EDDY__SENDFILE_MAX;
+  long n = eddy__sendfile_range(sio->io.fd, f);
+  if (n == EDDY_EAGAIN)
+    return 0;
+  if (n < 0) {
+    sio->ops &= ~EDDY__OP_WRITE;
+    sio->on_written(sio, n);
+    return 0;
+  }
+  sio->on_written(sio, n); /* f may be gone after this */
+  return (size_t)n == want;
+}
+
 /* Writes until the queue is empty or the socket is full.  MSG_NOSIGNAL:
  * a peer that went away is EPIPE for the writer, not SIGPIPE for the
  * process. */
@@ -94,6 +110,11 @@ static void do_write(eddy_loop_t *loop, eddy__sio_t *sio) {
     if (cnt == 0) {
       sio->ops &= ~EDDY__OP_WRITE;
       break;
+    }
+    if (cnt == EDDY__FILL_FILE) {
+      if (!do_sendfile(sio, iov[0].iov_base))
+        break;
+      continue;
     }
     size_t total = 0;
     for (int i = 0; i < cnt; i++)

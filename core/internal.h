@@ -3,7 +3,9 @@
 #define EDDY_INTERNAL_H
 
 #include <assert.h>
+#include <errno.h>
 #include <stdint.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include "eddy.h"
@@ -89,6 +91,33 @@ typedef struct eddy__backend_s {
    * buffers): its handle's close callback waits. */
   int (*sio_busy)(eddy_loop_t *loop, eddy__sio_t *sio);
 } eddy__backend_t;
+
+/* fill_iov's answer when the queue's next bytes are a file range (a write
+ * made with eddy_write_file): iov[0].iov_base then points at the range, a
+ * struct eddy__wfile_s that stays valid until on_written reports on it, and
+ * the backend sends from it with eddy__sendfile_range, reporting the count
+ * through on_written as for any write.  fill_iov returns buffers before a
+ * file range on their own, so the two never mix in one call. */
+#define EDDY__FILL_FILE (-1)
+
+/* At most this much per sendfile call (the kernel's own cap is 2 GB). */
+#define EDDY__SENDFILE_MAX ((size_t)1 << 30)
+
+/* One sendfile(2) of the range into the non-blocking fd out: bytes sent,
+ * EDDY_EAGAIN when out is full, EDDY_EIO when the file ended before the
+ * range did, or another error. */
+static inline long eddy__sendfile_range(int out,
+                                        const struct eddy__wfile_s *f) {
+  off_t off = (off_t)f->offset;
+  size_t count = f->len < EDDY__SENDFILE_MAX ? f->len : EDDY__SENDFILE_MAX;
+  ssize_t n;
+  do
+    n = sendfile(out, f->fd, &off, count);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? EDDY_EAGAIN : -errno;
+  return n > 0 ? (long)n : EDDY_EIO;
+}
 
 /* eddy__sio_t.ops */
 enum {

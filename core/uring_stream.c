@@ -6,6 +6,7 @@
  * (the cancel is in flight): an accepted descriptor or received bytes are
  * then stashed and handed over when the stream starts again, never lost. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -207,11 +208,49 @@ void eddy__u_read_stop(eddy_loop_t *loop, eddy__sio_t *sio) {
 
 /* ---- Send -------------------------------------------------------------------- */
 
+/* io_uring has no sendfile operation.  A file range at the queue's front
+ * is sent with sendfile(2) at once (the socket is usually writable); when
+ * the socket is full, a one-shot POLLOUT poll goes in flight under the
+ * send's tag, marked by msg.msg_iov == NULL (a sendmsg always has iovs), and
+ * its completion sends again.  Splicing through a pipe would take two linked
+ * requests and a pipe per stream for the same copy the kernel does here. */
+static void arm_writable(eddy_loop_t *loop, uio_t *u) {
+  struct io_uring_sqe *sqe = eddy__u_sqe(loop);
+  io_uring_prep_poll_add(sqe, u->io->fd, POLLOUT);
+  io_uring_sqe_set_data64(sqe, u_data(u, U_SEND));
+  u->msg.msg_iov = NULL;
+  u->inflight++;
+  u->armed |= EDDY__OP_WRITE;
+}
+
+/* Sends file ranges at the front of the queue while the socket takes them:
+ * 1 when buffers are next, 0 when done for now.  The write bit is held over
+ * on_written so a write made from its callbacks only queues (this loop
+ * sends it) instead of starting a second send. */
+static int send_files(eddy_loop_t *loop, uio_t *u, eddy__sio_t *sio) {
+  for (;;) {
+    if (sio->fill_iov(sio, u->iov, 1) != EDDY__FILL_FILE)
+      return 1;
+    long n = eddy__sendfile_range(u->io->fd, u->iov[0].iov_base);
+    if (n == EDDY_EAGAIN) {
+      arm_writable(loop, u);
+      return 0;
+    }
+    u->armed |= EDDY__OP_WRITE;
+    sio->on_written(sio, n);
+    u->armed &= ~EDDY__OP_WRITE;
+    if (n < 0 || u_sio(u) == NULL)
+      return 0;
+  }
+}
+
 static void arm_send(eddy_loop_t *loop, uio_t *u, eddy__sio_t *sio) {
   if (u->armed & (EDDY__OP_WRITE | EDDY__OP_CONNECT))
     return; /* one send at a time keeps the queue's order */
+  if (!send_files(loop, u, sio))
+    return;
   int cnt = sio->fill_iov(sio, u->iov, (int)(sizeof u->iov / sizeof u->iov[0]));
-  if (cnt == 0)
+  if (cnt <= 0)
     return;
   memset(&u->msg, 0, sizeof u->msg);
   u->msg.msg_iov = u->iov;
@@ -225,9 +264,14 @@ static void arm_send(eddy_loop_t *loop, uio_t *u, eddy__sio_t *sio) {
 
 static void send_cqe(eddy_loop_t *loop, uio_t *u, int res) {
   eddy__sio_t *sio = u_sio(u);
+  int was_poll = u->msg.msg_iov == NULL;
   u->armed &= ~EDDY__OP_WRITE;
   if (sio == NULL || res == -ECANCELED)
     return;
+  if (was_poll && res >= 0) {
+    arm_send(loop, u, sio); /* writable (or broken: sendfile says so) */
+    return;
+  }
   sio->on_written(sio, res);
   sio = u_sio(u);
   if (sio != NULL && res >= 0)

@@ -98,6 +98,17 @@ static void advance(eddy_stream_t *s, size_t n) {
       s->write_queue_size -= b->len;
       req->index++;
     }
+    struct eddy__wfile_s *f = &req->file;
+    if (f->len > n) {
+      f->offset += (int64_t)n;
+      f->len -= n;
+      s->write_queue_size -= n;
+      return;
+    }
+    n -= f->len;
+    s->write_queue_size -= f->len;
+    f->offset += (int64_t)f->len;
+    f->len = 0;
     finish_req(s, req, 0);
   }
 }
@@ -108,19 +119,29 @@ static void fail_queue(eddy_stream_t *s, int status) {
   s->write_queue_size = 0;
 }
 
+/* The queued buffers up to the first file range; or, when the range is
+ * next, the range itself (EDDY__FILL_FILE, see core/internal.h). */
 static int fill_iov(eddy__sio_t *sio, struct iovec *iov, int max) {
   eddy_stream_t *s = sio_stream(sio);
   int n = 0;
   for (eddy_queue_t *q = s->write_queue.next; q != &s->write_queue && n < max;
        q = q->next) {
     eddy_write_t *req = queue_req(q);
-    for (unsigned i = req->index; i < req->nbufs && n < max; i++) {
+    unsigned i = req->index;
+    for (; i < req->nbufs && n < max; i++) {
       if (req->bufs[i].len == 0)
         continue;
       iov[n].iov_base = req->bufs[i].base;
       iov[n].iov_len = req->bufs[i].len;
       n++;
     }
+    if (req->file.len == 0 || i < req->nbufs)
+      continue;
+    if (n > 0)
+      return n; /* the buffers before the range go first */
+    iov[0].iov_base = &req->file;
+    iov[0].iov_len = req->file.len;
+    return EDDY__FILL_FILE;
   }
   return n;
 }
@@ -193,11 +214,33 @@ static void on_written(eddy__sio_t *sio, long n) {
   deliver(s);
 }
 
+static int queue_write(eddy_write_t *req, eddy_stream_t *s,
+                       const eddy_buf_t bufs[], unsigned nbufs,
+                       struct eddy__wfile_s file, eddy_write_cb cb);
+
 int eddy_write(eddy_write_t *req, eddy_stream_t *s, const eddy_buf_t bufs[],
                unsigned nbufs, eddy_write_cb cb) {
   EDDY__MISUSE(eddy__handle_closing(&s->handle), EDDY_EINVAL);
   if (req == NULL || (bufs == NULL && nbufs > 0) || nbufs == 0)
     return EDDY_EINVAL;
+  return queue_write(req, s, bufs, nbufs, (struct eddy__wfile_s){-1, 0, 0},
+                     cb);
+}
+
+int eddy_write_file(eddy_write_t *req, eddy_stream_t *s,
+                    const eddy_buf_t bufs[], unsigned nbufs, int fd,
+                    int64_t offset, size_t len, eddy_write_cb cb) {
+  EDDY__MISUSE(eddy__handle_closing(&s->handle), EDDY_EINVAL);
+  if (req == NULL || (bufs == NULL && nbufs > 0) || fd < 0 || offset < 0 ||
+      (nbufs == 0 && len == 0))
+    return EDDY_EINVAL;
+  return queue_write(req, s, bufs, nbufs, (struct eddy__wfile_s){fd, offset, len},
+                     cb);
+}
+
+static int queue_write(eddy_write_t *req, eddy_stream_t *s,
+                       const eddy_buf_t bufs[], unsigned nbufs,
+                       struct eddy__wfile_s file, eddy_write_cb cb) {
   if (s->sio.io.fd < 0)
     return EDDY_EBADF;
   if (s->sflags & (EDDY__SF_SHUTTING | EDDY__SF_SHUT))
@@ -211,8 +254,10 @@ int eddy_write(eddy_write_t *req, eddy_stream_t *s, const eddy_buf_t bufs[],
     if (req->bufs == NULL)
       return EDDY_ENOMEM;
   }
-  memcpy(req->bufs, bufs, nbufs * sizeof *bufs);
-  size_t total = 0;
+  if (nbufs > 0)
+    memcpy(req->bufs, bufs, nbufs * sizeof *bufs);
+  req->file = file;
+  size_t total = file.len;
   for (unsigned i = 0; i < nbufs; i++)
     total += bufs[i].len;
   req->stream = s;

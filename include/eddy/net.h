@@ -60,6 +60,14 @@ struct eddy_stream_s {
   unsigned sflags;
 };
 
+/* A range of a file a write sends after its buffers (eddy_write_file);
+ * len 0 when there is none.  The backend sees it through fill_iov. */
+struct eddy__wfile_s {
+  int fd;
+  int64_t offset; /* advances as bytes leave */
+  size_t len;     /* bytes still to send */
+};
+
 struct eddy_write_s {
   void *data;
   eddy_stream_t *stream;
@@ -71,6 +79,7 @@ struct eddy_write_s {
   unsigned nbufs;
   unsigned index; /* first buffer not fully written */
   int status;
+  struct eddy__wfile_s file;
 };
 
 struct eddy_connect_s {
@@ -97,6 +106,17 @@ EDDY_EXTERN int eddy_read_stop(eddy_stream_t *s);
 EDDY_EXTERN int eddy_write(eddy_write_t *req, eddy_stream_t *s,
                            const eddy_buf_t bufs[], unsigned nbufs,
                            eddy_write_cb cb);
+/* Like eddy_write (nbufs may be 0), then len bytes of the file fd from
+ * offset, sent with sendfile(2) when the queue reaches them, in order with
+ * the other writes; the file's bytes never pass through user memory.  fd
+ * (a regular file) must stay open until cb, and its offset is not used or
+ * moved.  The file's bytes count in write_queue_size.  cb hears 0 once
+ * every byte left, or an error: EDDY_EIO if the file ended before offset +
+ * len (it shrank).  Returns as eddy_write does. */
+EDDY_EXTERN int eddy_write_file(eddy_write_t *req, eddy_stream_t *s,
+                                const eddy_buf_t bufs[], unsigned nbufs,
+                                int fd, int64_t offset, size_t len,
+                                eddy_write_cb cb);
 /* Writes what the socket takes now, if nothing is queued: the byte count,
  * or EDDY_EAGAIN, or an error. */
 EDDY_EXTERN ssize_t eddy_try_write(eddy_stream_t *s, const eddy_buf_t bufs[],
