@@ -362,6 +362,10 @@ static void u_dispatch(eddy_loop_t *loop, uint64_t data, int res,
                        unsigned flags) {
   uio_t *u = (uio_t *)(uintptr_t)(data & ~(uint64_t)U_TAG_MASK);
   unsigned tag = (unsigned)(data & U_TAG_MASK);
+  if (tag == U_FS) {
+    eddy__u_fs_cqe(loop, u, res); /* not a uio: a file-system request */
+    return;
+  }
   if (!(flags & IORING_CQE_F_MORE))
     u->inflight--;
   if (tag == U_POLL_A || tag == U_POLL_B)

@@ -17,6 +17,7 @@ enum {
   U_RECV,
   U_SEND,
   U_CONNECT,
+  U_FS, /* the rest is an eddy_fs_t: io/fs_uring.c completes it */
   U_TAG_MASK = 7
 };
 
@@ -78,6 +79,9 @@ void eddy__u_release(eddy_loop_t *loop, uio_t *u);
 void eddy__u_put_buffer(eddy_loop_t *loop, unsigned bid);
 /* A ring buffer's last reference went: back into the ring. */
 void eddy__u_recycle(struct eddy__slab_s *b, void *ctx, unsigned id);
+
+/* io/fs_uring.c: a completion of a file-system request (tag U_FS). */
+void eddy__u_fs_cqe(eddy_loop_t *loop, void *req, int res);
 
 /* core/uring_stream.c */
 void eddy__u_stream_cqe(eddy_loop_t *loop, uio_t *u, unsigned tag, int res,

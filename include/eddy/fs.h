@@ -156,9 +156,10 @@ struct eddy_fs_s {
   const void *wdata;
   eddy_buf_t *bufs;
   unsigned nbufs;
-  unsigned pos;   /* scandir iterator */
-  unsigned via;   /* eddy_fs_via_t */
-  unsigned ring;  /* ring state: stage, completions awaited */
+  unsigned pos;        /* scandir iterator */
+  unsigned via;        /* eddy_fs_via_t */
+  unsigned ring_stage; /* read_file on the ring: which step */
+  unsigned ring_wait;  /* ring completions still to come */
   int ring_err;
   union {
     eddy_buf_t bufsml[4];
