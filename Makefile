@@ -35,7 +35,11 @@ WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
               -fvisibility=hidden -Iinclude -Icore -Ipool -I. $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
-LIBS := -luring -lpthread
+# GraphicsMagick (io/image*.c): its flags only where its headers are used;
+# libgomp because io/image_gm.c sets OpenMP's per-thread count itself.
+GM_CFLAGS := $(shell pkg-config --cflags GraphicsMagick 2>/dev/null)
+GM_LIBS := $(shell pkg-config --libs GraphicsMagick 2>/dev/null) -lgomp
+LIBS := -luring -lpthread $(GM_LIBS)
 
 SOVERSION := 0
 VERSION := 0.1.0
@@ -76,11 +80,12 @@ lib: $(STATIC) $(SHARED) $(PC)
 
 apps: $(APPS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h io/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/obj/net/http%.o: CFLAGS_ALL += -I$(LLHTTP_INC)
+$(BUILD)/obj/io/image%.o: CFLAGS_ALL += $(GM_CFLAGS)
 
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c $(LLHTTP_INC)/llhttp.h
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 /* eddy-server: the showcase server that `make run` starts.
  *
  *   eddy-server [--port N] [--host ADDR] [--backend epoll|io_uring]
+ *               [--root DIR]
  *
  * Port 8080 unless --port or PORT says otherwise; 127.0.0.1 and ::1 unless
  * --host or HOST names one address.  Serves:
@@ -8,6 +9,9 @@
  *   GET  /hello   hello world
  *   GET  /stats   JSON: memory (eddy_memory_usage), request counters, backend
  *   POST /echo    the request body streamed back, chunked
+ *   GET  /thumb?src=NAME&w=W&h=H...   a thumbnail of an image under the
+ *                 root (--root, default ./public); POST /thumb?w=... makes
+ *                 one of the body (the thumbnail service, docs/images.md)
  *   anything else 404
  * SIGINT or SIGTERM closes it gracefully: requests in flight finish. */
 #include <eddy.h>
@@ -19,6 +23,8 @@ static eddy_loop_t loop;
 static eddy_http_server_t server;
 static eddy_signal_t sigint, sigterm;
 static uint64_t started_ms;
+static eddy_thumb_service_t thumbs;
+static const char *root_dir = "public";
 static uint64_t hits_index, hits_hello, hits_stats, hits_echo, hits_404;
 
 static const char index_page[] =
@@ -30,6 +36,11 @@ static const char index_page[] =
     "backend, as JSON</li>\n"
     "<li><code>POST /echo</code>: the request body streamed back "
     "(<code>curl --data-binary @file http://HOST/echo</code>)</li>\n"
+    "<li><a href=\"/thumb?src=sample.jpg&amp;w=320&amp;h=200&amp;fit=cover\">"
+    "/thumb?src=NAME&amp;w=W&amp;h=H</a>: a thumbnail of an image under the "
+    "root (<code>fit=contain|cover</code>, <code>crop=X,Y,W,H</code>, "
+    "<code>fmt=jpg|png|webp|gif</code>, <code>q=1..100</code>); "
+    "<code>POST /thumb?w=W&amp;h=H</code> with an image as the body</li>\n"
     "</ul>\n</body></html>\n";
 
 /* ---- Routes -------------------------------------------------------------- */
@@ -98,6 +109,8 @@ static int is(const eddy_http_req_t *req, const char *path) {
 }
 
 static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
+  if (eddy_thumb_serve(&thumbs, req, res))
+    return;
   int get = req->method == EDDY_HTTP_GET || req->method == EDDY_HTTP_HEAD;
   if (get && is(req, "/")) {
     hits_index++;
@@ -121,6 +134,7 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
 /* ---- Starting and stopping ----------------------------------------------- */
 
 static void on_closed(eddy_http_server_t *srv) {
+  eddy_thumb_service_close(&thumbs); /* no request is in flight now */
   fprintf(stderr, "eddy-server: closed\n");
 }
 
@@ -135,7 +149,7 @@ static void on_signal(eddy_signal_t *s, int signum) {
 static void usage(FILE *out) {
   fprintf(out,
           "usage: eddy-server [--port N] [--host ADDR] "
-          "[--backend epoll|io_uring]\n"
+          "[--backend epoll|io_uring] [--root DIR]\n"
           "The showcase HTTP server: / (index), /hello, /stats, POST /echo.\n"
           "Port: --port, else $PORT, else 8080.  Address: --host, else "
           "$HOST, else 127.0.0.1 and ::1.\n"
@@ -175,6 +189,8 @@ static int parse_args(int argc, char **argv, int *port, const char **host) {
       *port = parse_port(v);
     else if (strcmp(a, "--host") == 0)
       *host = v;
+    else if (strcmp(a, "--root") == 0)
+      root_dir = v;
     else if (strcmp(a, "--backend") == 0) {
       if (pick_backend(v) != 0)
         exit(1);
@@ -234,6 +250,15 @@ int main(int argc, char **argv) {
   eddy_http_server_options_init(&opts);
   opts.max_body_size = 64u << 20; /* /echo streams: it holds no body */
   int err = eddy_loop_init(&loop);
+  eddy_thumb_options_t topts;
+  eddy_thumb_options_init(&topts);
+  topts.root = root_dir;
+  if (err == 0 && eddy_thumb_service_init(&loop, &thumbs, &topts) != 0) {
+    fprintf(stderr, "eddy-server: root %s: not found, /thumb serves only "
+                    "POST\n", root_dir);
+    topts.root = NULL;
+    err = eddy_thumb_service_init(&loop, &thumbs, &topts);
+  }
   if (err == 0)
     err = eddy_http_server_init(&loop, &server, &opts, on_request);
   if (err != 0) {

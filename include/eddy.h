@@ -480,6 +480,7 @@ EDDY_EXTERN const char *eddy_err_name(int err);
 #endif
 
 #include "eddy/net.h"
+#include "eddy/image.h"
 #include "eddy/fs.h"
 
 #endif

@@ -5,7 +5,7 @@
 #   scripts/deps.sh PKG...     build and test, plus these packages
 set -eu
 
-pkgs="gcc make pkg-config libcriterion-dev liburing-dev node-llhttp curl"
+pkgs="gcc make pkg-config libcriterion-dev liburing-dev node-llhttp curl libgraphicsmagick1-dev graphicsmagick"
 if [ "${1:-}" = perf ]; then
   pkgs="$pkgs libuv1-dev"
 elif [ $# -gt 0 ]; then
