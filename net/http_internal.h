@@ -51,6 +51,13 @@ struct eddy__http_batch_s {
   unsigned n;
   eddy_slice_t chunk[EDDY__HTTP_BATCH_CHUNKS]; /* .len is the capacity */
   size_t used[EDDY__HTTP_BATCH_CHUNKS];
+  /* A file range sent after the chunks (eddy_http_send_file), which closes
+   * the batch; file_cb, if set, hears when the file is no longer needed. */
+  int file_fd; /* -1: none */
+  int64_t file_off;
+  uint64_t file_len; /* 0 for a HEAD: the callback still runs in order */
+  eddy_http_file_cb file_cb;
+  void *file_arg;
 };
 
 /* Bytes not yet handed to eddy_write. */
@@ -244,6 +251,10 @@ void eddy__http_out_move(eddy__http_out_t *to, eddy__http_out_t *from);
 void eddy__http_out_free(eddy_http_server_t *srv, eddy__http_out_t *o);
 void eddy__http_flush(eddy__http_conn_t *c);
 size_t eddy__http_queued(const eddy__http_exch_t *e);
+/* Ends e's output with a file range (len may be 0); cb hears when the
+ * file is no longer needed.  EDDY_ENOMEM, and then cb never runs. */
+int eddy__http_append_file(eddy__http_exch_t *e, int fd, int64_t offset,
+                           uint64_t len, eddy_http_file_cb cb, void *arg);
 
 /* http_response.c */
 void eddy__http_error_response(eddy__http_exch_t *e, int status);

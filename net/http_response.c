@@ -494,6 +494,46 @@ int eddy_http_end(eddy_http_res_t *res, const void *data, size_t len) {
   return err;
 }
 
+int eddy_http_send_file(eddy_http_res_t *res, int fd, int64_t offset,
+                        uint64_t len, eddy_http_file_cb done, void *arg) {
+  eddy__http_exch_t *e = eddy__http_res_exch(res);
+  int err = res_writable(e);
+  if (err == EDDY_EINVAL || fd < 0 || offset < 0)
+    return EDDY_EINVAL;
+  if (e->flags & EDDY__X_HEAD_SENT)
+    return err != 0 ? err : EDDY_EBUSY;
+  if (err == 0 && (e->flags & EDDY__X_HAS_CL) && e->cl_left != len)
+    return EDDY_EINVAL;
+  if (err == 0 && !(e->flags & EDDY__X_HAS_CL)) {
+    char num[24];
+    err = eddy_http_set_header_n(res, "Content-Length", 14, num,
+                                 put_u64(num, len));
+    if (err != 0)
+      return err;
+  }
+  e->flags |= EDDY__X_USER_DONE;
+  e->srv->stats.active_requests--;
+  eddy__http_drop_held(e);
+  eddy__http_conn_t *c = e->conn;
+  if (err != 0) {
+    eddy__http_exch_maybe_release(e);
+    return err;
+  }
+  int unused;
+  err = head_build(e, 0, NULL, 0, &unused);
+  if (err == 0) {
+    uint64_t body = (e->flags & EDDY__X_NO_BODY) ? 0 : len;
+    err = eddy__http_append_file(e, fd, offset, body, done, arg);
+    e->cl_left -= body;
+  }
+  if (err != 0)
+    e->flags |= EDDY__X_CLOSE;
+  e->flags |= EDDY__X_ENDED;
+  eddy__http_queue_advance(c); /* may release e */
+  eddy__http_want_flush(c);
+  return err;
+}
+
 /* ---- The request --------------------------------------------------------- */
 
 const eddy_http_str_t *eddy_http_req_header(const eddy_http_req_t *req,

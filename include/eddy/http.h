@@ -219,6 +219,22 @@ EDDY_EXTERN int eddy_http_write(eddy_http_res_t *res, const void *data,
  * Releases the request and response, whatever the result. */
 EDDY_EXTERN int eddy_http_end(eddy_http_res_t *res, const void *data,
                               size_t len);
+/* The file given to eddy_http_send_file is no longer needed: status 0
+ * when its bytes left, else why not (the connection went away). */
+typedef void (*eddy_http_file_cb)(void *arg, int status);
+/* Ends the response with len bytes of the regular file fd from offset as
+ * its body, sent with sendfile(2) after the head (in request order with
+ * pipelining, keep-alive kept).  Sets Content-Length: len, unless the
+ * application set one (then it must equal len: else EDDY_EINVAL).  For HEAD
+ * and 304 no body byte is sent.  The file's offset is not used; fd must
+ * stay open until done(arg, status) runs, which happens exactly once when
+ * this returns 0, never inside this call, and never when it returns an
+ * error.  The response is released as by eddy_http_end, except on
+ * EDDY_EINVAL and EDDY_EBUSY (the head was already sent by eddy_http_write):
+ * then it is still the caller's to end. */
+EDDY_EXTERN int eddy_http_send_file(eddy_http_res_t *res, int fd,
+                                    int64_t offset, uint64_t len,
+                                    eddy_http_file_cb done, void *arg);
 EDDY_EXTERN int eddy_http_headers_sent(const eddy_http_res_t *res);
 EDDY_EXTERN void eddy_http_res_set_drain_cb(eddy_http_res_t *res,
                                             eddy_http_drain_cb cb);
@@ -231,4 +247,7 @@ EDDY_EXTERN const char *eddy_http_status_reason(int status);
 #ifdef __cplusplus
 }
 #endif
+
+#include "eddy/http_static.h"
+
 #endif
