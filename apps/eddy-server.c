@@ -12,6 +12,7 @@
  *   GET  /thumb?src=NAME&w=W&h=H...   a thumbnail of an image under the
  *                 root (--root, default ./public); POST /thumb?w=... makes
  *                 one of the body (the thumbnail service, docs/images.md)
+ *   GET  /static/...  the files under the root (docs/static.md)
  *   anything else 404
  * SIGINT or SIGTERM closes it gracefully: requests in flight finish. */
 #include <eddy.h>
@@ -26,6 +27,7 @@ static uint64_t started_ms;
 static eddy_thumb_service_t thumbs;
 static const char *root_dir = "public";
 static uint64_t hits_index, hits_hello, hits_stats, hits_echo, hits_404;
+static eddy_http_static_t *static_files; /* NULL if the root is missing */
 
 static const char index_page[] =
     "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
@@ -41,6 +43,8 @@ static const char index_page[] =
     "root (<code>fit=contain|cover</code>, <code>crop=X,Y,W,H</code>, "
     "<code>fmt=jpg|png|webp|gif</code>, <code>q=1..100</code>); "
     "<code>POST /thumb?w=W&amp;h=H</code> with an image as the body</li>\n"
+    "<li><a href=\"/static/\">/static/</a>: the files under the root, "
+    "sent with sendfile (ranges, ETag, If-Modified-Since)</li>\n"
     "</ul>\n</body></html>\n";
 
 /* ---- Routes -------------------------------------------------------------- */
@@ -111,6 +115,8 @@ static int is(const eddy_http_req_t *req, const char *path) {
 static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
   if (eddy_thumb_serve(&thumbs, req, res))
     return;
+  if (static_files != NULL && eddy_http_static_serve(static_files, req, res))
+    return;
   int get = req->method == EDDY_HTTP_GET || req->method == EDDY_HTTP_HEAD;
   if (get && is(req, "/")) {
     hits_index++;
@@ -135,6 +141,7 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
 
 static void on_closed(eddy_http_server_t *srv) {
   eddy_thumb_service_close(&thumbs); /* no request is in flight now */
+  eddy_http_static_close(static_files);
   fprintf(stderr, "eddy-server: closed\n");
 }
 
@@ -259,6 +266,13 @@ int main(int argc, char **argv) {
     topts.root = NULL;
     err = eddy_thumb_service_init(&loop, &thumbs, &topts);
   }
+  eddy_http_static_options_t sopts;
+  eddy_http_static_options_init(&sopts);
+  sopts.root = root_dir;
+  sopts.prefix = "/static/";
+  if (err == 0 && eddy_http_static_init(&loop, &static_files, &sopts) != 0)
+    fprintf(stderr, "eddy-server: root %s: not found, /static/ is off\n",
+            root_dir);
   if (err == 0)
     err = eddy_http_server_init(&loop, &server, &opts, on_request);
   if (err != 0) {
