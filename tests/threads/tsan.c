@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "eddy.h"
@@ -229,6 +230,53 @@ static void signal_from_thread(void) {
   CHECK(eddy_loop_close(&loop) == 0);
 }
 
+/* ---- fs: many requests through the pool (and the ring) to the loop ------- */
+
+#define FS_REQS 1000
+
+static char fs_file[64];
+static int fs_ok, fs_bad;
+
+static void fs_done(eddy_fs_t *req) {
+  int good = req->type == EDDY_FS_READ_FILE
+                 ? req->result == 5 && memcmp(req->ptr, "tsan!", 5) == 0
+                 : req->result == 0 && req->statbuf.size == 5;
+  good ? fs_ok++ : fs_bad++;
+  if (!pthread_equal(pthread_self(), loop_thread))
+    fs_bad++;
+  eddy_fs_req_cleanup(req);
+}
+
+/* Workers fill the requests (stat buffers, malloc'd file bytes) that the
+ * loop thread then reads and frees: the hand-over TSan must see ordered. */
+static void fs_through_pool(void) {
+  snprintf(fs_file, sizeof fs_file, "/tmp/eddy-tsan-fs-XXXXXX");
+  int fd = mkstemp(fs_file);
+  CHECK(fd >= 0 && write(fd, "tsan!", 5) == 5);
+  close(fd);
+  static eddy_fs_t fs_reqs[FS_REQS];
+  for (int pass = 0; pass < 2; pass++) {
+    if (pass == 0)
+      setenv("EDDY_FS", "pool", 1); /* the ring, if any, on the second */
+    else
+      unsetenv("EDDY_FS");
+    eddy_loop_t loop;
+    CHECK(eddy_loop_init(&loop) == 0);
+    fs_ok = fs_bad = 0;
+    for (int i = 0; i < FS_REQS; i++) {
+      eddy_fs_t *r = &fs_reqs[i];
+      int rc = i % 2 ? eddy_fs_stat(&loop, r, fs_file, fs_done)
+                     : eddy_fs_read_file(&loop, r, fs_file, fs_done);
+      CHECK(rc == 0);
+    }
+    eddy_run(&loop, EDDY_RUN_DEFAULT);
+    CHECK(fs_ok == FS_REQS && fs_bad == 0);
+    CHECK(eddy_loop_close(&loop) == 0);
+  }
+  unsetenv("EDDY_FS");
+  unlink(fs_file);
+}
+
 static const struct {
   const char *name;
   void (*fn)(void);
@@ -238,6 +286,7 @@ static const struct {
     {"async_from_threads", async_from_threads},
     {"loops_on_threads", loops_on_threads},
     {"signal_from_thread", signal_from_thread},
+    {"fs_through_pool", fs_through_pool},
 };
 
 int main(void) {
