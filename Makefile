@@ -37,8 +37,10 @@ CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 # GraphicsMagick (io/image*.c): its flags only where its headers are used;
 # libgomp because io/image_gm.c sets OpenMP's per-thread count itself.
+# --as-needed: a program that makes no images does not load GM at all.
 GM_CFLAGS := $(shell pkg-config --cflags GraphicsMagick 2>/dev/null)
-GM_LIBS := $(shell pkg-config --libs GraphicsMagick 2>/dev/null) -lgomp
+GM_LIBS := -Wl,--as-needed $(shell pkg-config --libs GraphicsMagick 2>/dev/null) \
+           -lgomp -Wl,--no-as-needed
 LIBS := -luring -lpthread $(GM_LIBS)
 
 SOVERSION := 0
@@ -166,6 +168,7 @@ perf:
 	$(MAKE) all
 	$(MAKE) -C perf http BUILD=$(abspath $(BUILD))
 	$(MAKE) -C perf/echo run BUILD=$(abspath $(BUILD))
+	$(MAKE) -C perf images BUILD=$(abspath $(BUILD))
 
 perf-core:
 	@sh scripts/deps.sh perf

@@ -134,7 +134,8 @@ static inline size_t img_chunk(unsigned char *out, const char *type,
                         const unsigned char *data, uint32_t len) {
   size_t n = img_put32(out, len);
   memcpy(out + n, type, 4);
-  memcpy(out + n + 4, data, len);
+  if (len > 0)
+    memcpy(out + n + 4, data, len);
   uint32_t crc = img_crc(out + n, 4 + len, 0);
   n += 4 + len;
   return n + img_put32(out + n, crc);

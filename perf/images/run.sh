@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# perf/images: thumbnails per second, 1920x1080 JPEG -> 320x200 cover JPEG,
+# for eddy-thumb (pool sizes 1, 2, 4; GM threads per job), a Node server on
+# the gm npm module (a gm process per image), and `gm convert` run per
+# image; then the loop's responsiveness: p99 latency of /hello, idle and
+# while thumbnails are made at full load.
+#
+#   bash run.sh BUILD        (make -C perf/images run BUILD=...)
+#
+# Environment: DURATION (8 s per cell), CONNS (8 wrk connections), IMAGES
+# (16 sources), PROBE_RATE (200 /hello per second).  eddy-thumb runs with
+# --cache-mb 0 so every request is image work, as for the peers.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=${1:-$root/build}
+DURATION=${DURATION:-8}
+CONNS=${CONNS:-8}
+IMAGES=${IMAGES:-16}
+PROBE_RATE=${PROBE_RATE:-200}
+export IMAGES
+thumb=$BUILD/bin/eddy-thumb
+probe=$BUILD/perf/hello_probe
+data=$BUILD/perf/images-data
+results=$root/perf/results
+stamp=$(date +%Y%m%d-%H%M%S)
+out=$results/images-$stamp.md
+mkdir -p "$results" "$data"
+PORT=${PORT:-18480}
+
+for t in wrk node npm gm; do
+  command -v $t >/dev/null || { echo "perf/images: $t is missing" >&2; exit 1; }
+done
+[ -x "$thumb" ] || { echo "perf/images: build $thumb first (make all)" >&2; exit 1; }
+
+# ---- Inputs and peers -------------------------------------------------------
+for i in $(seq 0 $((IMAGES - 1))); do
+  f=$(printf "%s/img%02d.jpg" "$data" "$i")
+  [ -s "$f" ] || gm convert -size 1920x1080 plasma:fractal -quality 90 "$f"
+done
+if [ ! -d "$root/perf/peers/node_modules/gm" ]; then
+  echo "perf/images: installing the gm npm module into perf/peers/"
+  npm install --no-save --no-audit --no-fund --prefix "$root/perf/peers" gm@1 >/dev/null
+fi
+
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "perf/images: nothing listens on $1" >&2
+  return 1
+}
+
+stop_server() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Thumbnails per second under wrk; fails the cell on any non-2xx answer.
+rate() {
+  local log
+  log=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 10s -s "$here/rotate.lua" \
+        "http://127.0.0.1:$1/" 2>&1)
+  if grep -q "Non-2xx" <<<"$log"; then
+    echo "perf/images: errors in the run:" >&2
+    echo "$log" >&2
+  fi
+  awk '/Requests\/sec/ {printf "%.1f", $2}' <<<"$log"
+}
+
+start_eddy() { # pool image_threads
+  EDDY_THREADPOOL_SIZE=$1 EDDY_IMAGE_THREADS=$2 \
+    "$thumb" --root "$data" --port "$PORT" --cache-mb 0 >/dev/null &
+  srv=$!
+  pids+=("$srv")
+  wait_port "$PORT"
+}
+
+start_node() {
+  node "$here/node_gm.js" --root "$data" --port "$PORT" >/dev/null &
+  srv=$!
+  pids+=("$srv")
+  wait_port "$PORT"
+}
+
+# /hello p99 idle, then under full thumbnail load: "idle_p99 load_p99 rate".
+responsiveness() {
+  local idle loaded r wrk_pid
+  idle=$("$probe" "$PORT" 4 "$PROBE_RATE")
+  wrk -t1 -c"$CONNS" -d"$((DURATION + 2))s" --timeout 10s -s "$here/rotate.lua" \
+      "http://127.0.0.1:$PORT/" >/tmp/perf-images-wrk.$$ 2>&1 &
+  wrk_pid=$!
+  sleep 1
+  loaded=$("$probe" "$PORT" "$DURATION" "$PROBE_RATE")
+  wait "$wrk_pid"
+  r=$(awk '/Requests\/sec/ {printf "%.1f", $2}' /tmp/perf-images-wrk.$$)
+  rm -f /tmp/perf-images-wrk.$$
+  echo "$idle|$loaded|$r"
+}
+
+p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$1"; }
+p50() { sed -n 's/.*p50_us=\([0-9]*\).*/\1/p' <<<"$1"; }
+
+# `gm convert` per image, P at a time, for DURATION seconds: images/s.
+gm_cli() {
+  local P=$1 end count_file=/tmp/perf-images-gm.$$
+  : >"$count_file"
+  end=$(( $(date +%s) + DURATION ))
+  for w in $(seq "$P"); do
+    (
+      i=$w
+      while [ "$(date +%s)" -lt "$end" ]; do
+        f=$(printf "%s/img%02d.jpg" "$data" $((i % IMAGES)))
+        gm convert -size 640x400 "$f" -thumbnail '320x200^' -gravity center \
+          -extent 320x200 +profile '*' "JPEG:/tmp/perf-images-out.$$.$w"
+        echo >>"$count_file"
+        i=$((i + 1))
+      done
+    ) &
+  done
+  wait
+  local n
+  n=$(wc -l <"$count_file")
+  rm -f "$count_file" /tmp/perf-images-out.$$.*
+  awk -v n="$n" -v d="$DURATION" 'BEGIN {printf "%.1f", n / d}'
+}
+
+cores=$(nproc)
+echo "perf/images: $IMAGES sources 1920x1080 -> 320x200 cover JPEG; $cores cores;" \
+     "wrk $CONNS connections, ${DURATION}s cells" | tee "$out.tmp"
+
+declare -A R
+for cell in "1 0" "2 0" "4 0" "2 1" "4 2"; do
+  set -- $cell
+  start_eddy "$1" "$2"
+  threads=$(curl -s "http://127.0.0.1:$PORT/stats" | sed -n 's/.*"image_threads":\([0-9]*\).*/\1/p')
+  R["eddy $1 $2"]=$(rate "$PORT")
+  echo "eddy-thumb pool=$1 gm_threads=$threads: ${R["eddy $1 $2"]} thumbs/s"
+  R["threads $1 $2"]=$threads
+  stop_server "$srv"
+done
+start_node
+R[node]=$(rate "$PORT")
+echo "node + gm module: ${R[node]} thumbs/s"
+stop_server "$srv"
+R[gm1]=$(gm_cli 1)
+echo "gm convert, 1 at a time: ${R[gm1]} images/s"
+R[gmN]=$(gm_cli "$cores")
+echo "gm convert, $cores at a time: ${R[gmN]} images/s"
+
+start_eddy 4 0
+E=$(responsiveness)
+stop_server "$srv"
+start_node
+N=$(responsiveness)
+stop_server "$srv"
+
+e_idle=$(cut -d'|' -f1 <<<"$E"); e_load=$(cut -d'|' -f2 <<<"$E"); e_rate=$(cut -d'|' -f3 <<<"$E")
+n_idle=$(cut -d'|' -f1 <<<"$N"); n_load=$(cut -d'|' -f2 <<<"$N"); n_rate=$(cut -d'|' -f3 <<<"$N")
+best=${R["eddy 4 0"]}
+ratio=$(awk -v a="$best" -v b="${R[node]}" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+ratio_gm=$(awk -v a="$best" -v b="${R[gmN]}" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+lat_ratio=$(awk -v a="$(p99 "$e_load")" -v b="$(p99 "$e_idle")" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+t1=$(awk -v r="$ratio" 'BEGIN {print (r >= 3) ? "met" : "MISSED"}')
+t2=$(awk -v r="$lat_ratio" -v l="$(p99 "$e_load")" 'BEGIN {print (r <= 2 && l < 5000) ? "met" : "MISSED"}')
+
+{
+  echo
+  echo "| server | pool threads | GM threads/job | thumbnails/s |"
+  echo "| --- | --- | --- | --- |"
+  for cell in "1 0" "2 0" "4 0" "2 1" "4 2"; do
+    set -- $cell
+    echo "| eddy-thumb | $1 | ${R["threads $1 $2"]} | ${R["eddy $1 $2"]} |"
+  done
+  echo "| node + gm module (a gm process per image) | - | - | ${R[node]} |"
+  echo "| gm convert per image, 1 at a time | - | - | ${R[gm1]} |"
+  echo "| gm convert per image, $cores at a time | - | - | ${R[gmN]} |"
+  echo
+  echo "| /hello latency (us) | p50 idle | p99 idle | p50 under load | p99 under load | thumbnails/s meanwhile |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  echo "| eddy-thumb (pool 4) | $(p50 "$e_idle") | $(p99 "$e_idle") | $(p50 "$e_load") | $(p99 "$e_load") | $e_rate |"
+  echo "| node + gm module | $(p50 "$n_idle") | $(p99 "$n_idle") | $(p50 "$n_load") | $(p99 "$n_load") | $n_rate |"
+  echo
+  echo "eddy-thumb (pool 4) / node gm: ${ratio}x (target >= 3x: $t1);" \
+       "/ gm convert x$cores: ${ratio_gm}x"
+  echo "/hello p99 under load / idle: ${lat_ratio}x, $(p99 "$e_load") us" \
+       "(target <= 2x and < 5000 us: $t2)"
+} | tee -a "$out.tmp"
+mv "$out.tmp" "$out"
+echo "perf/images: results in $out"
