@@ -168,6 +168,7 @@ perf:
 	$(MAKE) all
 	$(MAKE) -C perf http BUILD=$(abspath $(BUILD))
 	$(MAKE) -C perf/echo run BUILD=$(abspath $(BUILD))
+	$(MAKE) -C perf files BUILD=$(abspath $(BUILD))
 	$(MAKE) -C perf images BUILD=$(abspath $(BUILD))
 
 perf-core:
