@@ -393,3 +393,33 @@ Test(image, gm_threads_default_to_cores_over_slow_threads) {
   cr_assert(ge(uint, eddy_image_threads(), 1));
   cr_assert(eq(int, eddy_image_initialized(), 0)); /* nothing ran yet */
 }
+
+/* A child forked after GM started in its parent must not use GM's copied
+ * locks and threads: its jobs fail with EDDY_EBUSY (EFORK). */
+Test(image, a_child_forked_after_gm_started_refuses_jobs) {
+  from_file("in.png");
+  eddy_image_thumbnail(&job, 10, 0);
+  cr_assert(eq(int, img_run_job(&loop, &job), 0), "%s", job.message);
+  cr_assert(eq(int, eddy_image_initialized(), 1));
+  pid_t pid = fork();
+  cr_assert(ge(int, pid, 0));
+  if (pid == 0) {
+    eddy_loop_t child_loop;
+    eddy_image_t child_job;
+    eddy_image_init(&child_job);
+    eddy_image_source_file(&child_job, img_path("in.png"));
+    eddy_image_thumbnail(&child_job, 10, 0);
+    if (eddy_loop_init(&child_loop) != 0 ||
+        eddy_image_run(&child_loop, &child_job, img_count_done) != 0)
+      _exit(2);
+    eddy_run(&child_loop, EDDY_RUN_DEFAULT);
+    _exit(img_last_status == EDDY_EBUSY &&
+                  child_job.error == EDDY_IMAGE_EFORK
+              ? 0
+              : 1);
+  }
+  int st;
+  cr_assert(eq(int, waitpid(pid, &st, 0), pid));
+  cr_assert(ne(int, WIFEXITED(st), 0));
+  cr_assert(eq(int, WEXITSTATUS(st), 0));
+}

@@ -165,9 +165,11 @@ stop_server "$srv"
 e_idle=$(cut -d'|' -f1 <<<"$E"); e_load=$(cut -d'|' -f2 <<<"$E"); e_rate=$(cut -d'|' -f3 <<<"$E")
 n_idle=$(cut -d'|' -f1 <<<"$N"); n_load=$(cut -d'|' -f2 <<<"$N"); n_rate=$(cut -d'|' -f3 <<<"$N")
 best=${R["eddy 4 0"]}
-ratio=$(awk -v a="$best" -v b="${R[node]}" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
-ratio_gm=$(awk -v a="$best" -v b="${R[gmN]}" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
-lat_ratio=$(awk -v a="$(p99 "$e_load")" -v b="$(p99 "$e_idle")" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+# (In awk, a bare > inside printf's arguments is a redirection.)
+div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+ratio=$(div "$best" "${R[node]}")
+ratio_gm=$(div "$best" "${R[gmN]}")
+lat_ratio=$(div "$(p99 "$e_load")" "$(p99 "$e_idle")")
 t1=$(awk -v r="$ratio" 'BEGIN {print (r >= 3) ? "met" : "MISSED"}')
 t2=$(awk -v r="$lat_ratio" -v l="$(p99 "$e_load")" 'BEGIN {print (r <= 2 && l < 5000) ? "met" : "MISSED"}')
 
