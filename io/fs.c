@@ -102,7 +102,7 @@ static void fs_after(eddy_work_t *w, int status) {
 void eddy__fs_finish(eddy_fs_t *req, ssize_t result) {
   req->result = result;
   fs_free_bufs(req); /* as libuv: the copied array is gone by the callback */
-  req->cb(req); /* may free or reuse req */
+  req->cb(req);      /* may free or reuse req */
 }
 
 int eddy__fs_pool_submit(eddy_fs_t *req) {
@@ -161,10 +161,11 @@ static int fs_rw_op(eddy_loop_t *loop, eddy_fs_t *req, eddy_fs_type type,
   return fs_submit(req);
 }
 
-/* ---- The API ---------------------------------------------------------------- */
+/* ---- The API ----------------------------------------------------------------
+ */
 
-int eddy_fs_open(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
-                 int flags, int mode, eddy_fs_cb cb) {
+int eddy_fs_open(eddy_loop_t *loop, eddy_fs_t *req, const char *path, int flags,
+                 int mode, eddy_fs_cb cb) {
   int err = fs_init(loop, req, EDDY_FS_OPEN, cb);
   if (err != 0)
     return err;
@@ -213,8 +214,8 @@ int eddy_fs_fdatasync(eddy_loop_t *loop, eddy_fs_t *req, int fd,
   return fs_fd_op(loop, req, EDDY_FS_FDATASYNC, fd, cb);
 }
 
-int eddy_fs_ftruncate(eddy_loop_t *loop, eddy_fs_t *req, int fd,
-                      int64_t length, eddy_fs_cb cb) {
+int eddy_fs_ftruncate(eddy_loop_t *loop, eddy_fs_t *req, int fd, int64_t length,
+                      eddy_fs_cb cb) {
   int err = fs_init(loop, req, EDDY_FS_FTRUNCATE, cb);
   if (err != 0)
     return err;
@@ -237,8 +238,8 @@ int eddy_fs_unlink(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
   return fs_path_op(loop, req, EDDY_FS_UNLINK, path, NULL, cb);
 }
 
-int eddy_fs_mkdir(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
-                  int mode, int flags, eddy_fs_cb cb) {
+int eddy_fs_mkdir(eddy_loop_t *loop, eddy_fs_t *req, const char *path, int mode,
+                  int flags, eddy_fs_cb cb) {
   int err = fs_init(loop, req, EDDY_FS_MKDIR, cb);
   if (err != 0)
     return err;
@@ -299,8 +300,8 @@ int eddy_fs_access(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
   return err != 0 ? fs_fail(req, err) : fs_submit(req);
 }
 
-int eddy_fs_chmod(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
-                  int mode, eddy_fs_cb cb) {
+int eddy_fs_chmod(eddy_loop_t *loop, eddy_fs_t *req, const char *path, int mode,
+                  eddy_fs_cb cb) {
   int err = fs_init(loop, req, EDDY_FS_CHMOD, cb);
   if (err != 0)
     return err;
@@ -333,9 +334,8 @@ int eddy_fs_copyfile(eddy_loop_t *loop, eddy_fs_t *req, const char *path,
   return err != 0 ? fs_fail(req, err) : fs_submit(req);
 }
 
-int eddy_fs_sendfile(eddy_loop_t *loop, eddy_fs_t *req, int out_fd,
-                     int in_fd, int64_t in_offset, size_t len,
-                     eddy_fs_cb cb) {
+int eddy_fs_sendfile(eddy_loop_t *loop, eddy_fs_t *req, int out_fd, int in_fd,
+                     int64_t in_offset, size_t len, eddy_fs_cb cb) {
   int err = fs_init(loop, req, EDDY_FS_SENDFILE, cb);
   if (err != 0)
     return err;

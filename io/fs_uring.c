@@ -32,7 +32,7 @@ enum { RF_OPEN_STAT = 0, RF_READ_CLOSE };
 #define RF_MAX_SIZE (1u << 30)
 
 static const unsigned char ring_ops[] = {
-    IORING_OP_OPENAT, IORING_OP_CLOSE,  IORING_OP_READ, IORING_OP_WRITE,
+    IORING_OP_OPENAT, IORING_OP_CLOSE,  IORING_OP_READ,  IORING_OP_WRITE,
     IORING_OP_READV,  IORING_OP_WRITEV, IORING_OP_STATX, IORING_OP_FSYNC};
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
@@ -86,8 +86,7 @@ static struct io_uring_sqe *fs_sqe(eddy_fs_t *req) {
   return sqe;
 }
 
-static void prep_statx(eddy_fs_t *req, int dirfd, const char *path,
-                       int flags) {
+static void prep_statx(eddy_fs_t *req, int dirfd, const char *path, int flags) {
   io_uring_prep_statx(fs_sqe(req), dirfd, path, flags,
                       STATX_BASIC_STATS | STATX_BTIME,
                       (struct statx *)req->u.statx);
@@ -167,7 +166,8 @@ int eddy__fs_uring_submit(eddy_fs_t *req) {
   return 1;
 }
 
-/* ---- Completions ---------------------------------------------------------- */
+/* ---- Completions ----------------------------------------------------------
+ */
 
 static int unsupported(int res) {
   return res == -EINVAL || res == -EOPNOTSUPP;

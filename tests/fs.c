@@ -20,9 +20,9 @@ static eddy_fs_t req;
 FS_TEST(fs, fs_open_write_read_close_round_trip) {
   fs_setup(mode);
   const char *p = P("a");
-  ssize_t fd = AWAIT(&req, eddy_fs_open(&fs_loop, &req, p,
-                                        O_RDWR | O_CREAT | O_EXCL, 0600,
-                                        fs_on_done));
+  ssize_t fd =
+      AWAIT(&req, eddy_fs_open(&fs_loop, &req, p, O_RDWR | O_CREAT | O_EXCL,
+                               0600, fs_on_done));
   cr_assert(fd >= 0, "open: %s", eddy_err_name((int)fd));
   eddy_fs_req_cleanup(&req);
 
@@ -65,8 +65,7 @@ FS_TEST(fs, fs_open_write_read_close_round_trip) {
 
   EXPECT(&req, eddy_fs_close(&fs_loop, &req, (int)fd, fs_on_done), 0);
   /* Closed: the descriptor is gone. */
-  EXPECT(&req, eddy_fs_close(&fs_loop, &req, (int)fd, fs_on_done),
-         EDDY_EBADF);
+  EXPECT(&req, eddy_fs_close(&fs_loop, &req, (int)fd, fs_on_done), EDDY_EBADF);
   EXPECT(&req, eddy_fs_read(&fs_loop, &req, (int)fd, &in1, 1, 0, fs_on_done),
          EDDY_EBADF);
   EXPECT(&req, eddy_fs_write(&fs_loop, &req, (int)fd, &ob, 1, 0, fs_on_done),
@@ -77,19 +76,21 @@ FS_TEST(fs, fs_open_write_read_close_round_trip) {
 FS_TEST(fs, fs_open_errors) {
   fs_setup(mode);
   fs_put(P("file"), "x");
-  EXPECT(&req, eddy_fs_open(&fs_loop, &req, P("missing"), O_RDONLY, 0,
-                            fs_on_done),
+  EXPECT(&req,
+         eddy_fs_open(&fs_loop, &req, P("missing"), O_RDONLY, 0, fs_on_done),
          EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_open(&fs_loop, &req, P("file"),
-                            O_WRONLY | O_CREAT | O_EXCL, 0644, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_open(&fs_loop, &req, P("file"), O_WRONLY | O_CREAT | O_EXCL,
+                      0644, fs_on_done),
          EDDY_EEXIST);
   EXPECT(&req, eddy_fs_open(&fs_loop, &req, fs_dir, O_WRONLY, 0, fs_on_done),
          EDDY_EISDIR);
-  EXPECT(&req, eddy_fs_open(&fs_loop, &req, P("file/x"), O_RDONLY, 0,
-                            fs_on_done),
+  EXPECT(&req,
+         eddy_fs_open(&fs_loop, &req, P("file/x"), O_RDONLY, 0, fs_on_done),
          EDDY_ENOTDIR);
-  EXPECT(&req, eddy_fs_open(&fs_loop, &req, P("file"),
-                            O_RDONLY | O_DIRECTORY, 0, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_open(&fs_loop, &req, P("file"), O_RDONLY | O_DIRECTORY, 0,
+                      fs_on_done),
          EDDY_ENOTDIR);
   fs_teardown();
 }
@@ -128,8 +129,8 @@ FS_TEST(fs, fs_stat_lstat_fstat) {
   cr_assert(eq(u64, req.statbuf.ino, (uint64_t)st.st_ino));
   cr_assert(eq(u64, req.statbuf.dev, (uint64_t)st.st_dev));
   cr_assert(eq(u64, req.statbuf.nlink, 1));
-  cr_assert(eq(i64, (int64_t)req.statbuf.mtime.tv_sec,
-               (int64_t)st.st_mtim.tv_sec));
+  cr_assert(
+      eq(i64, (int64_t)req.statbuf.mtime.tv_sec, (int64_t)st.st_mtim.tv_sec));
 
   EXPECT(&req, eddy_fs_lstat(&fs_loop, &req, P("l"), fs_on_done), 0);
   cr_assert(eq(int, S_ISLNK(req.statbuf.mode) ? 1 : 0, 1));
@@ -148,7 +149,8 @@ FS_TEST(fs, fs_stat_lstat_fstat) {
   fs_teardown();
 }
 
-/* ---- fsync, fdatasync, ftruncate ------------------------------------------- */
+/* ---- fsync, fdatasync, ftruncate -------------------------------------------
+ */
 
 FS_TEST(fs, fs_fsync_fdatasync_ftruncate) {
   fs_setup(mode);
@@ -162,8 +164,7 @@ FS_TEST(fs, fs_fsync_fdatasync_ftruncate) {
   cr_assert(eq(i64, (int64_t)st.st_size, 4));
   close(fd);
   EXPECT(&req, eddy_fs_fsync(&fs_loop, &req, fd, fs_on_done), EDDY_EBADF);
-  EXPECT(&req, eddy_fs_fdatasync(&fs_loop, &req, fd, fs_on_done),
-         EDDY_EBADF);
+  EXPECT(&req, eddy_fs_fdatasync(&fs_loop, &req, fd, fs_on_done), EDDY_EBADF);
   EXPECT(&req, eddy_fs_ftruncate(&fs_loop, &req, fd, 0, fs_on_done),
          EDDY_EBADF);
   int ro = open(P("f"), O_RDONLY);
@@ -197,10 +198,8 @@ FS_TEST(fs, fs_unlink_and_its_errors) {
   cr_assert(eq(int, mkdir(P("d"), 0755), 0));
   EXPECT(&req, eddy_fs_unlink(&fs_loop, &req, P("a"), fs_on_done), 0);
   cr_assert(eq(int, access(P("a"), F_OK), -1));
-  EXPECT(&req, eddy_fs_unlink(&fs_loop, &req, P("a"), fs_on_done),
-         EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_unlink(&fs_loop, &req, P("d"), fs_on_done),
-         EDDY_EISDIR);
+  EXPECT(&req, eddy_fs_unlink(&fs_loop, &req, P("a"), fs_on_done), EDDY_ENOENT);
+  EXPECT(&req, eddy_fs_unlink(&fs_loop, &req, P("d"), fs_on_done), EDDY_EISDIR);
   fs_teardown();
 }
 
@@ -215,24 +214,27 @@ FS_TEST(fs, fs_mkdir_plain_and_recursive) {
          EDDY_EEXIST);
   EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("x/y"), 0750, 0, fs_on_done),
          EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("file/y"), 0750, 0,
-                             fs_on_done),
+  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("file/y"), 0750, 0, fs_on_done),
          EDDY_ENOTDIR);
 
-  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("x//y/z/"), 0750,
-                             EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_mkdir(&fs_loop, &req, P("x//y/z/"), 0750,
+                       EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
          0);
   cr_assert(eq(int, stat(P("x/y/z"), &st), 0));
   cr_assert(eq(int, S_ISDIR(st.st_mode) ? 1 : 0, 1));
   /* Already there: fine when recursive. */
-  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("x/y"), 0750,
-                             EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_mkdir(&fs_loop, &req, P("x/y"), 0750, EDDY_FS_MKDIR_RECURSIVE,
+                       fs_on_done),
          0);
-  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("file/a/b"), 0750,
-                             EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_mkdir(&fs_loop, &req, P("file/a/b"), 0750,
+                       EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
          EDDY_ENOTDIR);
-  EXPECT(&req, eddy_fs_mkdir(&fs_loop, &req, P("file"), 0750,
-                             EDDY_FS_MKDIR_RECURSIVE, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_mkdir(&fs_loop, &req, P("file"), 0750, EDDY_FS_MKDIR_RECURSIVE,
+                       fs_on_done),
          EDDY_EEXIST);
   fs_teardown();
 }
@@ -243,8 +245,7 @@ FS_TEST(fs, fs_rmdir_and_its_errors) {
   cr_assert(eq(int, mkdir(P("full"), 0755), 0));
   fs_put(P("full/f"), "x");
   EXPECT(&req, eddy_fs_rmdir(&fs_loop, &req, P("e"), fs_on_done), 0);
-  EXPECT(&req, eddy_fs_rmdir(&fs_loop, &req, P("e"), fs_on_done),
-         EDDY_ENOENT);
+  EXPECT(&req, eddy_fs_rmdir(&fs_loop, &req, P("e"), fs_on_done), EDDY_ENOENT);
   EXPECT(&req, eddy_fs_rmdir(&fs_loop, &req, P("full"), fs_on_done),
          EDDY_ENOTEMPTY);
   EXPECT(&req, eddy_fs_rmdir(&fs_loop, &req, P("full/f"), fs_on_done),
@@ -260,8 +261,8 @@ FS_TEST(fs, fs_scandir_sorted_with_types) {
   fs_put(P("a"), "");
   cr_assert(eq(int, mkdir(P("c"), 0755), 0));
   cr_assert(eq(int, symlink("a", P("d")), 0));
-  ssize_t n = AWAIT(&req, eddy_fs_scandir(&fs_loop, &req, fs_dir, 0,
-                                          fs_on_done));
+  ssize_t n =
+      AWAIT(&req, eddy_fs_scandir(&fs_loop, &req, fs_dir, 0, fs_on_done));
   cr_assert(eq(i64, (int64_t)n, 4));
   static const char *names[] = {"a", "b", "c", "d"};
   static const eddy_dirent_type types[] = {EDDY_DIRENT_FILE, EDDY_DIRENT_FILE,
@@ -290,15 +291,13 @@ FS_TEST(fs, fs_scandir_sorted_with_types) {
 FS_TEST(fs, fs_symlink_readlink_realpath) {
   fs_setup(mode);
   fs_put(P("target"), "t");
-  EXPECT(&req, eddy_fs_symlink(&fs_loop, &req, "target", P("link"),
-                               fs_on_done),
+  EXPECT(&req, eddy_fs_symlink(&fs_loop, &req, "target", P("link"), fs_on_done),
          0);
-  EXPECT(&req, eddy_fs_symlink(&fs_loop, &req, "target", P("link"),
-                               fs_on_done),
+  EXPECT(&req, eddy_fs_symlink(&fs_loop, &req, "target", P("link"), fs_on_done),
          EDDY_EEXIST);
 
-  ssize_t n = AWAIT(&req, eddy_fs_readlink(&fs_loop, &req, P("link"),
-                                           fs_on_done));
+  ssize_t n =
+      AWAIT(&req, eddy_fs_readlink(&fs_loop, &req, P("link"), fs_on_done));
   cr_assert(eq(i64, (int64_t)n, 6));
   cr_assert(eq(str, (char *)req.ptr, "target"));
   eddy_fs_req_cleanup(&req);
@@ -323,14 +322,14 @@ FS_TEST(fs, fs_symlink_readlink_realpath) {
   fs_teardown();
 }
 
-/* ---- access, chmod, utime ------------------------------------------------- */
+/* ---- access, chmod, utime -------------------------------------------------
+ */
 
 FS_TEST(fs, fs_access_chmod_utime) {
   fs_setup(mode);
   fs_put(P("f"), "x");
   EXPECT(&req, eddy_fs_access(&fs_loop, &req, P("f"), F_OK, fs_on_done), 0);
-  EXPECT(&req, eddy_fs_access(&fs_loop, &req, P("f"), R_OK | W_OK,
-                              fs_on_done),
+  EXPECT(&req, eddy_fs_access(&fs_loop, &req, P("f"), R_OK | W_OK, fs_on_done),
          0);
   /* No execute bit anywhere: even root is refused. */
   EXPECT(&req, eddy_fs_access(&fs_loop, &req, P("f"), X_OK, fs_on_done),
@@ -346,8 +345,9 @@ FS_TEST(fs, fs_access_chmod_utime) {
   EXPECT(&req, eddy_fs_chmod(&fs_loop, &req, P("nope"), 0644, fs_on_done),
          EDDY_ENOENT);
 
-  EXPECT(&req, eddy_fs_utime(&fs_loop, &req, P("f"), 1000000000.5,
-                             1234567890.25, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_utime(&fs_loop, &req, P("f"), 1000000000.5, 1234567890.25,
+                       fs_on_done),
          0);
   cr_assert(eq(int, stat(P("f"), &st), 0));
   cr_assert(eq(i64, (int64_t)st.st_atim.tv_sec, 1000000000));

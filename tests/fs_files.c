@@ -26,8 +26,8 @@ FS_TEST(fs_files, fs_copyfile_copies_bytes_and_mode) {
   fs_setup(mode);
   fs_put(P("src"), "some bytes to copy");
   cr_assert(eq(int, chmod(P("src"), 0640), 0));
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("dst"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), P("dst"), 0, fs_on_done),
          0);
   size_t n;
   char *got = slurp(P("dst"), &n);
@@ -39,36 +39,36 @@ FS_TEST(fs_files, fs_copyfile_copies_bytes_and_mode) {
 
   /* Over an existing file: replaced; with EXCL: EEXIST. */
   fs_put(P("old"), "a much longer old content that must go away");
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("old"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), P("old"), 0, fs_on_done),
          0);
   got = slurp(P("old"), &n);
   cr_assert(eq(sz, n, 18));
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("old"),
-                                EDDY_FS_COPYFILE_EXCL, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), P("old"),
+                          EDDY_FS_COPYFILE_EXCL, fs_on_done),
          EDDY_EEXIST);
   /* Onto itself: nothing lost. */
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("src"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), P("src"), 0, fs_on_done),
          0);
   got = slurp(P("src"), &n);
   cr_assert(eq(sz, n, 18));
 
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("nope"), P("x"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("nope"), P("x"), 0, fs_on_done),
          EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("no/x"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), P("no/x"), 0, fs_on_done),
          EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), fs_dir, 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("src"), fs_dir, 0, fs_on_done),
          EDDY_EISDIR);
   /* A reflink or nothing: ENOTSUP where the file system has none (ext4,
    * tmpfs), else a faithful copy (btrfs, xfs). */
-  ssize_t r = AWAIT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"),
-                                           P("clone"),
-                                           EDDY_FS_COPYFILE_FICLONE_FORCE,
-                                           fs_on_done));
+  ssize_t r =
+      AWAIT(&req, eddy_fs_copyfile(&fs_loop, &req, P("src"), P("clone"),
+                                   EDDY_FS_COPYFILE_FICLONE_FORCE, fs_on_done));
   if (r == 0) {
     got = slurp(P("clone"), &n);
     cr_assert(eq(sz, n, 18));
@@ -86,14 +86,15 @@ FS_TEST(fs_files, fs_copyfile_large_file) {
   char *data = malloc(len);
   for (size_t i = 0; i < len; i++)
     data[i] = (char)(i * 2654435761u >> 13);
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("big"), data, len, 0,
-                                  0644, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_write_file(&fs_loop, &req, P("big"), data, len, 0, 0644,
+                            fs_on_done),
          (ssize_t)len);
-  EXPECT(&req, eddy_fs_copyfile(&fs_loop, &req, P("big"), P("copy"), 0,
-                                fs_on_done),
+  EXPECT(&req,
+         eddy_fs_copyfile(&fs_loop, &req, P("big"), P("copy"), 0, fs_on_done),
          0);
-  ssize_t n = AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, P("copy"),
-                                            fs_on_done));
+  ssize_t n =
+      AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, P("copy"), fs_on_done));
   cr_assert(eq(i64, (int64_t)n, (int64_t)len));
   cr_assert(eq(int, memcmp(req.ptr, data, len), 0));
   eddy_fs_req_cleanup(&req);
@@ -115,13 +116,11 @@ FS_TEST(fs_files, fs_sendfile_file_to_socket_and_file) {
   cr_assert(eq(i64, (int64_t)read(sv[1], buf, sizeof buf), 6));
   cr_assert(eq(str, buf, "456789"));
   /* Past the end: what there is. */
-  EXPECT(&req, eddy_fs_sendfile(&fs_loop, &req, sv[0], in, 10, 100,
-                                fs_on_done),
+  EXPECT(&req, eddy_fs_sendfile(&fs_loop, &req, sv[0], in, 10, 100, fs_on_done),
          6);
   /* -1: from and moving the file position. */
   cr_assert(eq(i64, (int64_t)lseek(in, 14, SEEK_SET), 14));
-  EXPECT(&req, eddy_fs_sendfile(&fs_loop, &req, sv[0], in, -1, 10,
-                                fs_on_done),
+  EXPECT(&req, eddy_fs_sendfile(&fs_loop, &req, sv[0], in, -1, 10, fs_on_done),
          2);
   cr_assert(eq(i64, (int64_t)lseek(in, 0, SEEK_CUR), 16));
 
@@ -142,13 +141,14 @@ FS_TEST(fs_files, fs_sendfile_file_to_socket_and_file) {
   fs_teardown();
 }
 
-/* ---- read_file, write_file ------------------------------------------------ */
+/* ---- read_file, write_file ------------------------------------------------
+ */
 
 FS_TEST(fs_files, fs_read_file_whole) {
   fs_setup(mode);
   fs_put(P("small"), "small file\n");
-  ssize_t n = AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, P("small"),
-                                            fs_on_done));
+  ssize_t n =
+      AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, P("small"), fs_on_done));
   cr_assert(eq(i64, (int64_t)n, 11));
   cr_assert(eq(str, (char *)req.ptr, "small file\n"));
   /* The caller may keep the bytes. */
@@ -163,8 +163,8 @@ FS_TEST(fs_files, fs_read_file_whole) {
   fs_want_via = fs_ring_mode() ? EDDY_FS_VIA_POOL : EDDY_FS_VIA_NONE;
   fs_put(P("empty"), "");
   EXPECT(&req, eddy_fs_read_file(&fs_loop, &req, P("empty"), fs_on_done), 0);
-  n = AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, "/proc/self/status",
-                                    fs_on_done));
+  n = AWAIT(&req,
+            eddy_fs_read_file(&fs_loop, &req, "/proc/self/status", fs_on_done));
   cr_assert(n > 0);
   cr_assert(strstr(req.ptr, "Pid:") != NULL);
   cr_assert(eq(sz, strlen(req.ptr), (size_t)n));
@@ -184,42 +184,50 @@ FS_TEST(fs_files, fs_read_file_whole) {
 FS_TEST(fs_files, fs_write_file_truncate_excl_append) {
   fs_setup(mode);
   fs_put(P("f"), "previous longer content");
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("f"), "new", 3, 0, 0644,
-                                  fs_on_done),
-         3);
+  EXPECT(
+      &req,
+      eddy_fs_write_file(&fs_loop, &req, P("f"), "new", 3, 0, 0644, fs_on_done),
+      3);
   size_t n;
   char *got = slurp(P("f"), &n);
   cr_assert(eq(sz, n, 3));
   cr_assert(eq(int, memcmp(got, "new", 3), 0));
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("f"), "+more", 5,
-                                  O_APPEND, 0644, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_write_file(&fs_loop, &req, P("f"), "+more", 5, O_APPEND, 0644,
+                            fs_on_done),
          5);
   got = slurp(P("f"), &n);
   cr_assert(eq(sz, n, 8));
   cr_assert(eq(int, memcmp(got, "new+more", 8), 0));
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("f"), "x", 1, O_EXCL,
-                                  0644, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_write_file(&fs_loop, &req, P("f"), "x", 1, O_EXCL, 0644,
+                            fs_on_done),
          EDDY_EEXIST);
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("new"), "", 0, O_EXCL,
-                                  0600, fs_on_done),
+  EXPECT(&req,
+         eddy_fs_write_file(&fs_loop, &req, P("new"), "", 0, O_EXCL, 0600,
+                            fs_on_done),
          0);
   struct stat st;
   cr_assert(eq(int, stat(P("new"), &st), 0));
   cr_assert(eq(i64, (int64_t)st.st_size, 0));
   cr_assert(eq(int, (int)(st.st_mode & 0777), 0600));
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("no/f"), "x", 1, 0, 0644,
-                                  fs_on_done),
+  EXPECT(&req,
+         eddy_fs_write_file(&fs_loop, &req, P("no/f"), "x", 1, 0, 0644,
+                            fs_on_done),
          EDDY_ENOENT);
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, fs_dir, "x", 1, 0, 0644,
-                                  fs_on_done),
-         EDDY_EISDIR);
-  EXPECT(&req, eddy_fs_write_file(&fs_loop, &req, P("f/x"), "x", 1, 0, 0644,
-                                  fs_on_done),
-         EDDY_ENOTDIR);
+  EXPECT(
+      &req,
+      eddy_fs_write_file(&fs_loop, &req, fs_dir, "x", 1, 0, 0644, fs_on_done),
+      EDDY_EISDIR);
+  EXPECT(
+      &req,
+      eddy_fs_write_file(&fs_loop, &req, P("f/x"), "x", 1, 0, 0644, fs_on_done),
+      EDDY_ENOTDIR);
   fs_teardown();
 }
 
-/* ---- many at once ---------------------------------------------------------- */
+/* ---- many at once ----------------------------------------------------------
+ */
 
 #define MANY_FILES 300
 
@@ -245,9 +253,8 @@ FS_TEST(fs_files, fs_read_file_many_in_flight) {
   eddy_fs_t *reqs = calloc(MANY_FILES, sizeof *reqs);
   for (size_t i = 0; i < MANY_FILES; i++) {
     reqs[i].data = (void *)i;
-    cr_assert(eq(int, eddy_fs_read_file(&fs_loop, &reqs[i], P("f%zu", i),
-                                        on_many),
-                 0));
+    cr_assert(eq(
+        int, eddy_fs_read_file(&fs_loop, &reqs[i], P("f%zu", i), on_many), 0));
   }
   eddy_run(&fs_loop, EDDY_RUN_DEFAULT);
   cr_assert(eq(int, many_done, MANY_FILES));
@@ -256,7 +263,8 @@ FS_TEST(fs_files, fs_read_file_many_in_flight) {
   fs_teardown();
 }
 
-/* ---- synchronous mode ------------------------------------------------------ */
+/* ---- synchronous mode ------------------------------------------------------
+ */
 
 FS_TEST(fs_files, fs_null_callback_runs_synchronously) {
   fs_setup(mode);
@@ -278,8 +286,8 @@ FS_TEST(fs_files, fs_null_callback_runs_synchronously) {
   cr_assert(eq(int, eddy_fs_read_file(&fs_loop, &req, P("s"), NULL), 5));
   cr_assert(eq(str, (char *)req.ptr, "sync!"));
   eddy_fs_req_cleanup(&req);
-  cr_assert(eq(int, eddy_fs_stat(&fs_loop, &req, P("nope"), NULL),
-               EDDY_ENOENT));
+  cr_assert(
+      eq(int, eddy_fs_stat(&fs_loop, &req, P("nope"), NULL), EDDY_ENOENT));
   eddy_fs_req_cleanup(&req);
   cr_assert(eq(int, eddy_fs_scandir(&fs_loop, &req, fs_dir, 0, NULL), 1));
   eddy_dirent_t ent;
@@ -292,7 +300,8 @@ FS_TEST(fs_files, fs_null_callback_runs_synchronously) {
   fs_teardown();
 }
 
-/* ---- failed submissions ----------------------------------------------------- */
+/* ---- failed submissions -----------------------------------------------------
+ */
 
 static void never_called(eddy_fs_t *r) {
   (void)r;
@@ -303,8 +312,8 @@ FS_TEST(fs_files, fs_failed_submission_never_calls_back) {
   fs_setup(mode);
   char c;
   eddy_buf_t b = eddy_buf_init(&c, 1);
-  cr_assert(eq(int, eddy_fs_open(&fs_loop, &req, NULL, O_RDONLY, 0,
-                                 never_called),
+  cr_assert(eq(int,
+               eddy_fs_open(&fs_loop, &req, NULL, O_RDONLY, 0, never_called),
                EDDY_EINVAL));
   cr_assert(eq(int, eddy_fs_read(&fs_loop, &req, 0, &b, 0, 0, never_called),
                EDDY_EINVAL));
@@ -312,31 +321,32 @@ FS_TEST(fs_files, fs_failed_submission_never_calls_back) {
                EDDY_EINVAL));
   cr_assert(eq(int, eddy_fs_write(&fs_loop, &req, 1, &b, 1, -2, never_called),
                EDDY_EINVAL));
-  cr_assert(eq(int, eddy_fs_mkdir(&fs_loop, &req, P("d"), 0755, 0x100,
-                                  never_called),
+  cr_assert(eq(int,
+               eddy_fs_mkdir(&fs_loop, &req, P("d"), 0755, 0x100, never_called),
                EDDY_EINVAL));
-  cr_assert(eq(int, eddy_fs_rename(&fs_loop, &req, P("a"), NULL,
-                                   never_called),
+  cr_assert(eq(int, eddy_fs_rename(&fs_loop, &req, P("a"), NULL, never_called),
                EDDY_EINVAL));
   cr_assert(eq(int, eddy_fs_scandir(&fs_loop, &req, fs_dir, 1, never_called),
                EDDY_EINVAL));
   cr_assert(eq(int, eddy_fs_ftruncate(&fs_loop, &req, 0, -1, never_called),
                EDDY_EINVAL));
-  cr_assert(eq(int, eddy_fs_copyfile(&fs_loop, &req, P("a"), P("b"), 0x40,
-                                     never_called),
+  cr_assert(eq(
+      int, eddy_fs_copyfile(&fs_loop, &req, P("a"), P("b"), 0x40, never_called),
+      EDDY_EINVAL));
+  cr_assert(eq(int,
+               eddy_fs_write_file(&fs_loop, &req, P("a"), NULL, 1, 0, 0644,
+                                  never_called),
                EDDY_EINVAL));
-  cr_assert(eq(int, eddy_fs_write_file(&fs_loop, &req, P("a"), NULL, 1, 0,
-                                       0644, never_called),
-               EDDY_EINVAL));
-  cr_assert(eq(int, eddy_fs_stat(NULL, &req, P("a"), never_called),
-               EDDY_EINVAL));
+  cr_assert(
+      eq(int, eddy_fs_stat(NULL, &req, P("a"), never_called), EDDY_EINVAL));
   cr_assert(eq(int, (int)eddy_fs_via(&req), (int)EDDY_FS_VIA_NONE));
   cr_assert(eq(int, eddy_loop_alive(&fs_loop), 0));
   eddy_run(&fs_loop, EDDY_RUN_NOWAIT);
   fs_teardown();
 }
 
-/* ---- cancel ------------------------------------------------------------------ */
+/* ---- cancel
+ * ------------------------------------------------------------------ */
 
 static sem_t blocker_started, blocker_release;
 
@@ -359,15 +369,16 @@ FS_TEST(fs_files, fs_cancel_queued_request) {
   cr_assert(eq(int, sem_init(&blocker_started, 0, 0), 0));
   cr_assert(eq(int, sem_init(&blocker_release, 0, 0), 0));
   eddy_work_t blocker;
-  cr_assert(eq(int, eddy_queue_work(&fs_loop, &blocker, EDDY_WORK_FAST,
-                                    blocker_work, blocker_after),
+  cr_assert(eq(int,
+               eddy_queue_work(&fs_loop, &blocker, EDDY_WORK_FAST, blocker_work,
+                               blocker_after),
                0));
   while (sem_wait(&blocker_started) != 0)
     ;
   /* The only thread is busy: the unlink waits in the queue. */
   eddy_fs_t victim;
-  cr_assert(eq(int, eddy_fs_unlink(&fs_loop, &victim, P("keep"), fs_on_done),
-               0));
+  cr_assert(
+      eq(int, eddy_fs_unlink(&fs_loop, &victim, P("keep"), fs_on_done), 0));
   cr_assert(eq(int, eddy_fs_cancel(&victim), 0));
   cr_assert(eq(int, eddy_fs_cancel(&victim), EDDY_EBUSY));
   sem_post(&blocker_release);
@@ -392,13 +403,13 @@ FS_TEST(fs_files, fs_cancel_of_ring_or_finished_request_is_ebusy) {
   fs_teardown();
 }
 
-/* ---- the loop and requests in flight ----------------------------------------- */
+/* ---- the loop and requests in flight
+ * ----------------------------------------- */
 
 FS_TEST(fs_files, fs_requests_keep_loop_alive_and_block_close) {
   fs_setup(mode);
   fs_put(P("f"), "abc");
-  cr_assert(eq(int, eddy_fs_read_file(&fs_loop, &req, P("f"), fs_on_done),
-               0));
+  cr_assert(eq(int, eddy_fs_read_file(&fs_loop, &req, P("f"), fs_on_done), 0));
   cr_assert(eq(int, eddy_loop_alive(&fs_loop), 1));
   cr_assert(eq(int, eddy_loop_close(&fs_loop), EDDY_EBUSY));
   cr_assert(eq(i64, (int64_t)fs_await(0, &req, "read_file"), 3));
@@ -407,15 +418,17 @@ FS_TEST(fs_files, fs_requests_keep_loop_alive_and_block_close) {
   fs_teardown();
 }
 
-/* ---- the ring's fallback ------------------------------------------------------- */
+/* ---- the ring's fallback
+ * ------------------------------------------------------- */
 
 /* O_TMPFILE without write access is EINVAL: the ring's answer sends the
  * request to the pool, whose answer (the same) reaches the callback. */
 FS_TEST(fs_files, fs_ring_einval_falls_back_to_pool) {
   fs_setup(mode);
   fs_want_via = EDDY_FS_VIA_POOL;
-  EXPECT(&req, eddy_fs_open(&fs_loop, &req, fs_dir, O_TMPFILE | O_RDONLY, 0600,
-                            fs_on_done),
+  EXPECT(&req,
+         eddy_fs_open(&fs_loop, &req, fs_dir, O_TMPFILE | O_RDONLY, 0600,
+                      fs_on_done),
          EDDY_EINVAL);
   fs_want_via = EDDY_FS_VIA_NONE;
   /* And a valid O_TMPFILE open stays on the ring path. */

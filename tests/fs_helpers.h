@@ -38,8 +38,10 @@ static inline struct criterion_test_params fs_mode_params(void) {
   return cr_make_param_array(fs_mode_t, modes, n);
 }
 
-#define FS_TEST(suite, name, ...)                                             \
-  ParameterizedTestParameters(suite, name) { return fs_mode_params(); }       \
+#define FS_TEST(suite, name, ...)                                              \
+  ParameterizedTestParameters(suite, name) {                                   \
+    return fs_mode_params();                                                   \
+  }                                                                            \
   ParameterizedTest(fs_mode_t *mode, suite, name, ##__VA_ARGS__)
 
 /* One loop, one temporary directory per test. */
@@ -105,13 +107,13 @@ static inline ssize_t fs_await(int rc, eddy_fs_t *req, const char *what) {
 #define AWAIT(req, call) fs_await((call), (req), #call)
 
 /* The result is the error expected (or the value). */
-#define EXPECT(req, call, want)                                               \
-  do {                                                                        \
-    ssize_t got_ = AWAIT(req, call);                                          \
-    cr_assert(eq(i64, (int64_t)got_, (int64_t)(want)), "%s: got %s, want %s", \
-              #call, got_ < 0 ? eddy_err_name((int)got_) : "a count",        \
-              (want) < 0 ? eddy_err_name((int)(want)) : "a count");           \
-    eddy_fs_req_cleanup(req);                                                 \
+#define EXPECT(req, call, want)                                                \
+  do {                                                                         \
+    ssize_t got_ = AWAIT(req, call);                                           \
+    cr_assert(eq(i64, (int64_t)got_, (int64_t)(want)), "%s: got %s, want %s",  \
+              #call, got_ < 0 ? eddy_err_name((int)got_) : "a count",          \
+              (want) < 0 ? eddy_err_name((int)(want)) : "a count");            \
+    eddy_fs_req_cleanup(req);                                                  \
   } while (0)
 
 /* A path in the test's directory; 8 rotating buffers. */
@@ -149,7 +151,7 @@ static inline void fs_setup(const fs_mode_t *mode) {
 }
 
 static inline int fs_rm_one(const char *path, const struct stat *st, int flag,
-                     struct FTW *ftw) {
+                            struct FTW *ftw) {
   (void)st;
   (void)ftw;
   return flag == FTW_DP ? rmdir(path) : unlink(path);

@@ -122,8 +122,9 @@ typedef struct {
 } eddy_dirent_t;
 
 /* eddy_fs_mkdir flags */
-#define EDDY_FS_MKDIR_RECURSIVE 1 /* create missing parents; an existing
-                                     directory at path is then not EEXIST */
+#define EDDY_FS_MKDIR_RECURSIVE                                                \
+  1 /* create missing parents; an existing                                     \
+       directory at path is then not EEXIST */
 /* eddy_fs_copyfile flags */
 #define EDDY_FS_COPYFILE_EXCL 1          /* EDDY_EEXIST if new_path exists */
 #define EDDY_FS_COPYFILE_FICLONE_FORCE 2 /* reflink or fail (EDDY_ENOTSUP) */
@@ -132,8 +133,8 @@ struct eddy_fs_s {
   void *data;
   eddy_loop_t *loop;
   eddy_fs_type type;
-  ssize_t result;  /* see the top of this file */
-  const char *path; /* the request's copy of the (first) path, or NULL */
+  ssize_t result;      /* see the top of this file */
+  const char *path;    /* the request's copy of the (first) path, or NULL */
   eddy_stat_t statbuf; /* stat, fstat, lstat */
   /* scandir: the entries (use eddy_fs_scandir_next); readlink, realpath:
    * the NUL-terminated string; read_file: the bytes (result of them, plus
@@ -245,9 +246,9 @@ EDDY_EXTERN int eddy_fs_copyfile(eddy_loop_t *loop, eddy_fs_t *req,
  * position) to out_fd.  result: bytes sent, which is short only at the end
  * of in_fd or when out_fd is non-blocking and full (then possibly 0 bytes
  * gave EDDY_EAGAIN); the caller continues from there. */
-EDDY_EXTERN int eddy_fs_sendfile(eddy_loop_t *loop, eddy_fs_t *req,
-                                 int out_fd, int in_fd, int64_t in_offset,
-                                 size_t len, eddy_fs_cb cb);
+EDDY_EXTERN int eddy_fs_sendfile(eddy_loop_t *loop, eddy_fs_t *req, int out_fd,
+                                 int in_fd, int64_t in_offset, size_t len,
+                                 eddy_fs_cb cb);
 /* The whole file: req->ptr the bytes (malloc'd, NUL after the end), result
  * their count.  Files that report size 0 (/proc) are read to the end. */
 EDDY_EXTERN int eddy_fs_read_file(eddy_loop_t *loop, eddy_fs_t *req,
