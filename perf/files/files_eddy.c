@@ -5,10 +5,12 @@
  *
  * The path is chosen as a user would: EDDY_BACKEND=epoll (the pool) or
  * io_uring (the ring), EDDY_FS=pool to force the pool on io_uring.  Prints
- * one line: "<MB/s or files/s> <seconds> <bytes> <checksum> <via>". */
+ * one line: "<MB/s or files/s> <seconds> <bytes> <checksum> <via>
+ * <CPU seconds of the process>". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "eddy.h"
 
@@ -35,6 +37,14 @@ static void on_read(eddy_fs_t *req) {
   eddy_buf_t b = eddy_buf_init(buf, CHUNK);
   if (eddy_fs_read(&loop, req, fd, &b, 1, (int64_t)total, on_read) != 0)
     failed = 1;
+}
+
+/* The process's CPU time, all threads (the pool's too), in seconds. */
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void big(const char *path) {
@@ -98,6 +108,7 @@ int main(int argc, char **argv) {
   }
   if (eddy_loop_init(&loop) != 0)
     return 1;
+  double c0 = cpu_seconds();
   uint64_t t0 = eddy_hrtime();
   int is_big = strcmp(argv[1], "big") == 0;
   if (is_big) {
@@ -108,12 +119,13 @@ int main(int argc, char **argv) {
     small();
   }
   double s = (double)(eddy_hrtime() - t0) / 1e9;
+  double cpu = cpu_seconds() - c0;
   eddy_loop_close(&loop);
   if (failed)
     return 1;
   static const char *vias[] = {"none", "sync", "pool", "ring"};
-  printf("%.1f %.4f %llu %llu %s\n",
+  printf("%.1f %.4f %llu %llu %s %.4f\n",
          is_big ? (double)total / 1048576.0 / s : (double)nfiles / s, s,
-         (unsigned long long)total, (unsigned long long)sum, vias[via]);
+         (unsigned long long)total, (unsigned long long)sum, vias[via], cpu);
   return 0;
 }

@@ -40,9 +40,12 @@ async function small(dir, n) {
 
 (async () => {
   const [mode, path, n] = process.argv.slice(2);
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const r = mode === 'big' ? await big(path) : await small(path, Number(n));
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const c = process.cpuUsage(c0);
+  const cpu = (c.user + c.system) / 1e6;
   const rate = mode === 'big' ? r.total / 1048576 / s : r.n / s;
-  console.log(`${rate.toFixed(1)} ${s.toFixed(4)} ${r.total} ${r.sum} pool`);
+  console.log(`${rate.toFixed(1)} ${s.toFixed(4)} ${r.total} ${r.sum} pool ${cpu.toFixed(4)}`);
 })().catch((e) => { console.error(e); process.exit(1); });

@@ -23,6 +23,11 @@
 #              DATA (/tmp/eddy-files-bench)  PROGS ("eddy-pool eddy-ring
 #              libuv node")
 #
+# Besides the rates (work / wall time), the table shows work per CPU-second
+# of the whole process (user + system, every thread: getrusage, Node's
+# process.cpuUsage): on a machine others share, wall time swings with their
+# load, CPU time much less.
+#
 # Prints a markdown table and writes perf/results/files-<date>.md (table)
 # and files-<date>-runs.csv (every run).  Exits 1 if a run failed or the
 # programs disagree on the bytes read; a missed target is reported, not an
@@ -72,9 +77,9 @@ stamp=$(date +%Y-%m-%d-%H%M%S)
 out=$root/perf/results/files-$stamp
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
 runs=$out-runs.csv
-echo "workload,program,round,rate,seconds,bytes,checksum,via" > "$runs"
+echo "workload,program,round,rate,seconds,bytes,checksum,via,cpu" > "$runs"
 
-# run_one PROG WORKLOAD: prints "rate seconds bytes checksum via".
+# run_one PROG WORKLOAD: prints "rate seconds bytes checksum via cpu".
 run_one() {
   local prog=$1 w=$2 args
   if [ "$w" = big ]; then args=(big "$big"); else args=(small "$small" "$nfiles"); fi
@@ -99,8 +104,8 @@ for w in big small; do
       if ! line=$(run_one "$p" "$w"); then
         say "files/run.sh: $p $w failed"; failed=1; continue
       fi
-      read -r rate secs bytes sum via <<< "$line"
-      echo "$w,$p,$r,$rate,$secs,$bytes,$sum,$via" >> "$runs"
+      read -r rate secs bytes sum via cpu <<< "$line"
+      echo "$w,$p,$r,$rate,$secs,$bytes,$sum,$via,$cpu" >> "$runs"
     done
   done
 done
@@ -109,29 +114,32 @@ done
 table=$(awk -F, -v progs="$progs" '
   NR == 1 { next }
   { key = $1 SUBSEP $2; n[key]++; v[key, n[key]] = $4
+    # work per CPU-second: rate * seconds / cpu
+    c[key, n[key]] = ($9 > 0) ? $4 * $5 / $9 : 0
     via[key] = $8; sig = $6 ":" $7
     if (!($1 in want)) want[$1] = sig
     else if (want[$1] != sig) { bad = bad " " $1 "/" $2 } }
-  function median(key,   m, i, j, t, a) {
-    m = n[key]; for (i = 1; i <= m; i++) a[i] = v[key, i] + 0
+  function median(key, cpu,   m, i, j, t, a) {
+    m = n[key]; for (i = 1; i <= m; i++) a[i] = (cpu ? c[key, i] : v[key, i]) + 0
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
       if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
     return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
   END {
     np = split(progs, p, " ")
     for (i = 1; i <= np; i++) {
-      mb[p[i]] = median("big" SUBSEP p[i]); fs[p[i]] = median("small" SUBSEP p[i]) }
-    print "| program | path | big file, MB/s | small files, files/s |"
-    print "| --- | --- | ---: | ---: |"
+      mb[p[i]] = median("big" SUBSEP p[i], 0); fs[p[i]] = median("small" SUBSEP p[i], 0)
+      mbc[p[i]] = median("big" SUBSEP p[i], 1); fsc[p[i]] = median("small" SUBSEP p[i], 1) }
+    print "| program | path | big file, MB/s | small files, files/s | big, MB per CPU-s | small, files per CPU-s |"
+    print "| --- | --- | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= np; i++)
-      printf "| %s | %s | %.0f | %.0f |\n", p[i], via["small" SUBSEP p[i]], mb[p[i]], fs[p[i]]
+      printf "| %s | %s | %.0f | %.0f | %.0f | %.0f |\n", p[i], via["small" SUBSEP p[i]], mb[p[i]], fs[p[i]], mbc[p[i]], fsc[p[i]]
     print ""
     if ("libuv" in mb) {
       for (i = 1; i <= np; i++) if (p[i] ~ /^eddy/)
-        printf "- %s / libuv: big %.2fx, small %.2fx (target >= 1.0x both)\n", p[i], mb[p[i]] / mb["libuv"], fs[p[i]] / fs["libuv"]
+        printf "- %s / libuv: big %.2fx, small %.2fx (target >= 1.0x both); per CPU-s: big %.2fx, small %.2fx\n", p[i], mb[p[i]] / mb["libuv"], fs[p[i]] / fs["libuv"], mbc[p[i]] / mbc["libuv"], fsc[p[i]] / fsc["libuv"]
     }
     if (("eddy-ring" in fs) && ("eddy-pool" in fs))
-      printf "- eddy-ring / eddy-pool: small %.2fx (target >= 1.2x), big %.2fx\n", fs["eddy-ring"] / fs["eddy-pool"], mb["eddy-ring"] / mb["eddy-pool"]
+      printf "- eddy-ring / eddy-pool: small %.2fx (target >= 1.2x), big %.2fx; per CPU-s: small %.2fx, big %.2fx\n", fs["eddy-ring"] / fs["eddy-pool"], mb["eddy-ring"] / mb["eddy-pool"], fsc["eddy-ring"] / fsc["eddy-pool"], mbc["eddy-ring"] / mbc["eddy-pool"]
     if (bad != "") printf "- MISMATCH in bytes or checksum:%s\n", bad
   }' "$runs")
 case $table in *MISMATCH*) failed=1 ;; esac
