@@ -53,8 +53,7 @@ int eddy_image_source_file(eddy_image_t *job, const char *path) {
 
 /* A zero-length buffer is accepted here and refused by the job as
  * EDDY_IMAGE_EEMPTY, like an empty file: the caller learns the same way. */
-int eddy_image_source_buffer(eddy_image_t *job, const void *data,
-                             size_t len) {
+int eddy_image_source_buffer(eddy_image_t *job, const void *data, size_t len) {
   if (job == NULL || (data == NULL && len > 0) || has_source(job))
     return EDDY_EINVAL;
   job->src_data = data != NULL ? data : "";
@@ -103,8 +102,7 @@ int eddy_image_resize(eddy_image_t *job, unsigned long w, unsigned long h) {
   return add_sized(job, EDDY_IMAGE_OP_RESIZE, w, h, EDDY_IMAGE_CONTAIN);
 }
 
-int eddy_image_thumbnail(eddy_image_t *job, unsigned long w,
-                         unsigned long h) {
+int eddy_image_thumbnail(eddy_image_t *job, unsigned long w, unsigned long h) {
   return add_sized(job, EDDY_IMAGE_OP_THUMBNAIL, w, h, EDDY_IMAGE_CONTAIN);
 }
 
@@ -210,11 +208,12 @@ int eddy_image_format_parse(const char *name, size_t len) {
   static const struct {
     const char *name;
     eddy_image_format fmt;
-  } names[] = {{"jpg", EDDY_IMAGE_JPEG},  {"jpeg", EDDY_IMAGE_JPEG},
-               {"png", EDDY_IMAGE_PNG},   {"webp", EDDY_IMAGE_WEBP},
-               {"gif", EDDY_IMAGE_GIF},   {"auto", EDDY_IMAGE_AUTO}};
+  } names[] = {{"jpg", EDDY_IMAGE_JPEG}, {"jpeg", EDDY_IMAGE_JPEG},
+               {"png", EDDY_IMAGE_PNG},  {"webp", EDDY_IMAGE_WEBP},
+               {"gif", EDDY_IMAGE_GIF},  {"auto", EDDY_IMAGE_AUTO}};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strlen(names[i].name) == len && strncasecmp(names[i].name, name, len) == 0)
+    if (strlen(names[i].name) == len &&
+        strncasecmp(names[i].name, name, len) == 0)
       return (int)names[i].fmt;
   return -1;
 }
@@ -236,8 +235,8 @@ const char *eddy_image_format_mime(eddy_image_format fmt) {
 
 const char *eddy_image_error_name(eddy_image_error err) {
   static const char *const names[] = {
-      "OK",        "ECANCELED", "EFILE",     "EEMPTY",  "EFORMAT", "ECORRUPT",
-      "ETOO_LARGE", "ERESOURCE", "EOP",      "EENCODE", "EFORK"};
+      "OK",         "ECANCELED", "EFILE", "EEMPTY",  "EFORMAT", "ECORRUPT",
+      "ETOO_LARGE", "ERESOURCE", "EOP",   "EENCODE", "EFORK"};
   if ((unsigned)err < sizeof names / sizeof names[0])
     return names[err];
   return "unknown";

@@ -32,7 +32,7 @@
 /* ---- Process-wide state -------------------------------------------------- */
 
 static pthread_once_t gm_once = PTHREAD_ONCE_INIT;
-static int gm_init_err;            /* 0, or the failure's status */
+static int gm_init_err; /* 0, or the failure's status */
 static char gm_init_msg[128];
 static atomic_int gm_ready;        /* initialised in this process */
 static atomic_int gm_forked;       /* this process forked after init */
@@ -219,13 +219,12 @@ static int ping(eddy_image_t *job, ImageInfo *info, const void *data,
   uint64_t pixels = (uint64_t)job->src_width * job->src_height;
   if (pixels == 0 || job->src_width > l->max_width ||
       job->src_height > l->max_height || pixels > l->max_pixels) {
-    eddy__image_fail(job, pixels == 0 ? EDDY_IMAGE_ECORRUPT
-                                      : EDDY_IMAGE_ETOO_LARGE,
-                     pixels == 0 ? EDDY_EINVAL : EDDY_EFBIG,
-                     "%lux%lu %s: over the limits (%llu pixels, %lux%lu)",
-                     job->src_width, job->src_height, job->src_format,
-                     (unsigned long long)l->max_pixels, l->max_width,
-                     l->max_height);
+    eddy__image_fail(
+        job, pixels == 0 ? EDDY_IMAGE_ECORRUPT : EDDY_IMAGE_ETOO_LARGE,
+        pixels == 0 ? EDDY_EINVAL : EDDY_EFBIG,
+        "%lux%lu %s: over the limits (%llu pixels, %lux%lu)", job->src_width,
+        job->src_height, job->src_format, (unsigned long long)l->max_pixels,
+        l->max_width, l->max_height);
     return -1;
   }
   return 0;
@@ -306,8 +305,8 @@ static void repage(Image *img) {
   img->page.width = img->page.height = 0;
 }
 
-static Image *crop(Image *img, long x, long y, unsigned long w,
-                   unsigned long h, ExceptionInfo *ex) {
+static Image *crop(Image *img, long x, long y, unsigned long w, unsigned long h,
+                   ExceptionInfo *ex) {
   RectangleInfo r = {w, h, x, y};
   Image *out = CropImage(img, &r, ex);
   if (out != NULL)
@@ -332,8 +331,8 @@ static Image *fit(Image *img, const eddy_image_op_t *op, ExceptionInfo *ex) {
   Image *t = ThumbnailImage(img, w, h, ex);
   if (t == NULL || !cover || (w == op->w && h == op->h))
     return t;
-  Image *c = crop(t, (long)(w - op->w) / 2, (long)(h - op->h) / 2, op->w,
-                  op->h, ex);
+  Image *c =
+      crop(t, (long)(w - op->w) / 2, (long)(h - op->h) / 2, op->w, op->h, ex);
   DestroyImage(t);
   return c;
 }
@@ -349,8 +348,8 @@ static Image *apply(eddy_image_t *job, Image *img, const eddy_image_op_t *op,
     if ((unsigned long)op->x + op->w > img->columns ||
         (unsigned long)op->y + op->h > img->rows) {
       eddy__image_fail(job, EDDY_IMAGE_EOP, EDDY_EINVAL,
-                       "crop %lux%lu+%ld+%ld: outside the %lux%lu image",
-                       op->w, op->h, op->x, op->y, img->columns, img->rows);
+                       "crop %lux%lu+%ld+%ld: outside the %lux%lu image", op->w,
+                       op->h, op->x, op->y, img->columns, img->rows);
       return NULL;
     }
     return crop(img, op->x, op->y, op->w, op->h, ex);
@@ -476,8 +475,7 @@ void eddy__image_execute(eddy_image_t *job) {
   }
   pthread_once(&gm_once, gm_init);
   if (gm_init_err != 0) {
-    eddy__image_fail(job, EDDY_IMAGE_ERESOURCE, gm_init_err, "%s",
-                     gm_init_msg);
+    eddy__image_fail(job, EDDY_IMAGE_ERESOURCE, gm_init_err, "%s", gm_init_msg);
     return;
   }
   apply_threads();

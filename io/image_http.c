@@ -113,8 +113,8 @@ static void finish(thumb_req_t *tr) {
 static void send_error(thumb_req_t *tr, int status, const char *msg) {
   char body[384];
   /* 422 is WebDAV's, and newer than the server's table. */
-  const char *reason = status == 422 ? "Unprocessable Content"
-                                     : eddy_http_status_reason(status);
+  const char *reason =
+      status == 422 ? "Unprocessable Content" : eddy_http_status_reason(status);
   int n = snprintf(body, sizeof body, "%d %s: %s\n", status, reason, msg);
   if (n >= (int)sizeof body)
     n = (int)sizeof body - 1;
@@ -341,8 +341,8 @@ static const char *parse_query(const eddy_http_str_t *q, thumb_params_t *p,
     const char *vs = eq != NULL ? eq + 1 : stop;
     if (url_decode(vs, (size_t)(stop - vs), v, sizeof v) != 0)
       return "malformed query";
-    const char *bad = parse_param(s, (size_t)((eq != NULL ? eq : stop) - s),
-                                  v, p, max_side);
+    const char *bad =
+        parse_param(s, (size_t)((eq != NULL ? eq : stop) - s), v, p, max_side);
     if (bad != NULL)
       return bad;
     s = stop + 1;
@@ -354,7 +354,8 @@ static const char *parse_query(const eddy_http_str_t *q, thumb_params_t *p,
 
 /* The parameters' part of a cache key. */
 static int params_key(const thumb_params_t *p, char *out, size_t cap) {
-  return snprintf(out, cap, "w=%lu,h=%lu,fit=%d,crop=%d:%ld,%ld,%lu,%lu,"
+  return snprintf(out, cap,
+                  "w=%lu,h=%lu,fit=%d,crop=%d:%ld,%ld,%lu,%lu,"
                   "fmt=%d,q=%d",
                   p->w, p->h, p->fit, p->has_crop, p->cx, p->cy, p->cw, p->ch,
                   p->fmt, p->q);
@@ -415,8 +416,8 @@ static void stat_work(eddy_work_t *w) {
     return;
   }
   tr->size = (long long)st.st_size;
-  tr->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL +
-                 st.st_mtim.tv_nsec;
+  tr->mtime_ns =
+      (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
 }
 
 static void stat_after(eddy_work_t *w, int status) {

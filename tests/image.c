@@ -156,12 +156,12 @@ Test(image, strip_drops_the_comment) {
   cr_assert(eq(int, img_run_job(&loop, &job), 0), "%s", job.message);
   expect_output("JPEG", 640, 480);
   img_write(img_path("s.jpg"), job.out, job.out_len);
-  char *with[] = {"gm", "identify", "-format", "[%c]",
-                  (char *)img_path("c.jpg"), NULL};
+  char *with[] = {
+      "gm", "identify", "-format", "[%c]", (char *)img_path("c.jpg"), NULL};
   img_run(with, out, sizeof out);
   cr_assert_not_null(strstr(out, "eddy-was-here"), "%s", out);
-  char *without[] = {"gm", "identify", "-format", "[%c]",
-                     (char *)img_path("s.jpg"), NULL};
+  char *without[] = {
+      "gm", "identify", "-format", "[%c]", (char *)img_path("s.jpg"), NULL};
   img_run(without, out, sizeof out);
   cr_assert_null(strstr(out, "eddy-was-here"), "%s", out);
 }
@@ -371,8 +371,8 @@ Test(image, building_a_job_refuses_bad_arguments) {
   cr_assert(eq(int, eddy_image_run(&loop, &job, img_count_done), EDDY_EINVAL));
   cr_assert(eq(int, eddy_image_crop(&job, 0, 0, 0, 10), EDDY_EINVAL));
   cr_assert(eq(int, eddy_image_resize(&job, 0, 0), EDDY_EINVAL));
-  cr_assert(eq(int, eddy_image_fit(&job, 10, 0, EDDY_IMAGE_COVER),
-               EDDY_EINVAL));
+  cr_assert(
+      eq(int, eddy_image_fit(&job, 10, 0, EDDY_IMAGE_COVER), EDDY_EINVAL));
   cr_assert(eq(int, eddy_image_output(&job, EDDY_IMAGE_PNG, 101), EDDY_EINVAL));
   for (int i = 0; i < EDDY_IMAGE_MAX_OPS; i++)
     cr_assert(eq(int, eddy_image_strip(&job), 0));
@@ -413,8 +413,7 @@ Test(image, a_child_forked_after_gm_started_refuses_jobs) {
         eddy_image_run(&child_loop, &child_job, img_count_done) != 0)
       _exit(2);
     eddy_run(&child_loop, EDDY_RUN_DEFAULT);
-    _exit(img_last_status == EDDY_EBUSY &&
-                  child_job.error == EDDY_IMAGE_EFORK
+    _exit(img_last_status == EDDY_EBUSY && child_job.error == EDDY_IMAGE_EFORK
               ? 0
               : 1);
   }

@@ -17,7 +17,7 @@ extern char **environ;
 static char img_dir[64];
 
 static inline int img_rm_one(const char *path, const struct stat *st, int flag,
-                      struct FTW *ftw) {
+                             struct FTW *ftw) {
   return remove(path);
 }
 
@@ -71,17 +71,17 @@ static inline int img_run(char *const argv[], char *out, size_t cap) {
 }
 
 /* gm with up to 8 arguments; asserts it succeeded. */
-#define GM(...)                                                               \
-  do {                                                                        \
-    char *argv_[] = {"gm", __VA_ARGS__, NULL};                                \
-    char out_[512];                                                           \
-    int rc_ = img_run(argv_, out_, sizeof out_);                              \
-    cr_assert(eq(int, rc_, 0), "gm failed: %s", out_);                        \
+#define GM(...)                                                                \
+  do {                                                                         \
+    char *argv_[] = {"gm", __VA_ARGS__, NULL};                                 \
+    char out_[512];                                                            \
+    int rc_ = img_run(argv_, out_, sizeof out_);                               \
+    cr_assert(eq(int, rc_, 0), "gm failed: %s", out_);                         \
   } while (0)
 
 /* "FORMAT WIDTH HEIGHT" of a file, from gm identify. */
 static inline void img_identify(const char *path, char *fmt, unsigned long *w,
-                         unsigned long *h) {
+                                unsigned long *h) {
   char out[512];
   char *argv[] = {"gm", "identify", "-format", "%m %w %h", (char *)path, NULL};
   int rc = img_run(argv, out, sizeof out);
@@ -131,7 +131,7 @@ static inline size_t img_put32(unsigned char *p, uint32_t v) {
 }
 
 static inline size_t img_chunk(unsigned char *out, const char *type,
-                        const unsigned char *data, uint32_t len) {
+                               const unsigned char *data, uint32_t len) {
   size_t n = img_put32(out, len);
   memcpy(out + n, type, 4);
   if (len > 0)
@@ -145,8 +145,8 @@ static inline size_t img_chunk(unsigned char *out, const char *type,
  * (a zlib stream holding one stored block of 64 zero bytes: the first row
  * filter and a few pixels) and IEND.  About 150 bytes. */
 static inline size_t img_bomb_png(unsigned char *out, uint32_t w, uint32_t h) {
-  static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
-                                       '\n'};
+  static const unsigned char sig[8] = {0x89, 'P',  'N',  'G',
+                                       '\r', '\n', 0x1a, '\n'};
   unsigned char ihdr[13] = {0}, idat[2 + 5 + 64 + 4] = {0};
   size_t n = 0;
   memcpy(out, sig, 8);

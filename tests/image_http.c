@@ -202,21 +202,21 @@ EDDY_IO_TEST(image_http, post_over_the_body_limit_is_413) {
 /* ---- Errors and the jail ------------------------------------------------- */
 
 static void error_client(http_fixture_t *f) {
-  fetch(f, "/thumb?src=a.jpg", NULL);                       /* 0: no size */
-  fetch(f, "/thumb?src=a.jpg&w=0", NULL);                   /* 1 */
-  fetch(f, "/thumb?src=a.jpg&w=10&fit=squash", NULL);       /* 2 */
-  fetch(f, "/thumb?src=a.jpg&w=10&q=101", NULL);            /* 3 */
-  fetch(f, "/thumb?src=a.jpg&crop=1,2,3", NULL);            /* 4 */
-  fetch(f, "/thumb?src=nope.jpg&w=10", NULL);               /* 5 */
-  fetch(f, "/thumb?src=../a.jpg&w=10", NULL);               /* 6 */
-  fetch(f, "/thumb?src=%2Fetc%2Fpasswd&w=10", NULL);        /* 7 */
-  fetch(f, "/thumb?src=out&w=10", NULL);                    /* 8: symlink */
-  fetch(f, "/thumb?src=junk.jpg&w=10", NULL);               /* 9 */
-  fetch(f, "/thumb?src=a.jpg&crop=600,0,100,100", NULL);    /* 10 */
-  fetch(f, "/thumb?src=a.jpg&w=10", "-X", "PUT", NULL);     /* 11 */
-  fetch(f, "/thumb?src=sub&w=10", NULL);                    /* 12: a dir */
-  fetch(f, "/thumb?src=a%00.jpg&w=10", NULL);               /* 13 */
-  fetch(f, "/thumb?src=inside&w=10", NULL);                 /* 14 */
+  fetch(f, "/thumb?src=a.jpg", NULL);                    /* 0: no size */
+  fetch(f, "/thumb?src=a.jpg&w=0", NULL);                /* 1 */
+  fetch(f, "/thumb?src=a.jpg&w=10&fit=squash", NULL);    /* 2 */
+  fetch(f, "/thumb?src=a.jpg&w=10&q=101", NULL);         /* 3 */
+  fetch(f, "/thumb?src=a.jpg&crop=1,2,3", NULL);         /* 4 */
+  fetch(f, "/thumb?src=nope.jpg&w=10", NULL);            /* 5 */
+  fetch(f, "/thumb?src=../a.jpg&w=10", NULL);            /* 6 */
+  fetch(f, "/thumb?src=%2Fetc%2Fpasswd&w=10", NULL);     /* 7 */
+  fetch(f, "/thumb?src=out&w=10", NULL);                 /* 8: symlink */
+  fetch(f, "/thumb?src=junk.jpg&w=10", NULL);            /* 9 */
+  fetch(f, "/thumb?src=a.jpg&crop=600,0,100,100", NULL); /* 10 */
+  fetch(f, "/thumb?src=a.jpg&w=10", "-X", "PUT", NULL);  /* 11 */
+  fetch(f, "/thumb?src=sub&w=10", NULL);                 /* 12: a dir */
+  fetch(f, "/thumb?src=a%00.jpg&w=10", NULL);            /* 13 */
+  fetch(f, "/thumb?src=inside&w=10", NULL);              /* 14 */
 }
 
 EDDY_IO_TEST(image_http, errors_get_their_status_and_the_root_is_a_jail) {

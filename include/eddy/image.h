@@ -62,13 +62,13 @@ typedef enum {
 } eddy_image_fit_mode;
 
 typedef enum {
-  EDDY_IMAGE_OP_CROP = 1, /* x, y, w, h: must lie inside the image */
-  EDDY_IMAGE_OP_RESIZE,   /* w, h (0: from the aspect ratio); Lanczos */
+  EDDY_IMAGE_OP_CROP = 1,  /* x, y, w, h: must lie inside the image */
+  EDDY_IMAGE_OP_RESIZE,    /* w, h (0: from the aspect ratio); Lanczos */
   EDDY_IMAGE_OP_THUMBNAIL, /* w, h (0: from the aspect ratio); GM's fast
                               sample-then-resize */
-  EDDY_IMAGE_OP_FIT,      /* w, h, fit: contain or cover, fast path */
-  EDDY_IMAGE_OP_ROTATE,   /* degrees, clockwise */
-  EDDY_IMAGE_OP_STRIP     /* drop profiles and comments (EXIF, ICC, ...) */
+  EDDY_IMAGE_OP_FIT,       /* w, h, fit: contain or cover, fast path */
+  EDDY_IMAGE_OP_ROTATE,    /* degrees, clockwise */
+  EDDY_IMAGE_OP_STRIP      /* drop profiles and comments (EXIF, ICC, ...) */
 } eddy_image_op_type;
 
 typedef struct {
@@ -82,28 +82,28 @@ typedef struct {
 /* Exactly what went wrong; the callback's status is the coarse errno. */
 typedef enum {
   EDDY_IMAGE_OK = 0,
-  EDDY_IMAGE_ECANCELED,   /* cancelled while queued */
-  EDDY_IMAGE_EFILE,       /* the source could not be opened or read
-                             (status: its errno) */
-  EDDY_IMAGE_EEMPTY,      /* zero bytes of input */
-  EDDY_IMAGE_EFORMAT,     /* not an image GraphicsMagick can read */
-  EDDY_IMAGE_ECORRUPT,    /* an image, but damaged or truncated */
-  EDDY_IMAGE_ETOO_LARGE,  /* over the pixel, width, height or input-size
-                             limit (status EDDY_EFBIG) */
-  EDDY_IMAGE_ERESOURCE,   /* GraphicsMagick's memory or disk cache limit,
-                             or out of memory (EDDY_ENOMEM) */
-  EDDY_IMAGE_EOP,         /* an operation does not fit the image (a crop
-                             outside it, ...): EDDY_EINVAL */
-  EDDY_IMAGE_EENCODE,     /* writing the output failed (EDDY_EIO) */
-  EDDY_IMAGE_EFORK        /* GraphicsMagick was initialised before this
-                             process forked (EDDY_EBUSY) */
+  EDDY_IMAGE_ECANCELED,  /* cancelled while queued */
+  EDDY_IMAGE_EFILE,      /* the source could not be opened or read
+                            (status: its errno) */
+  EDDY_IMAGE_EEMPTY,     /* zero bytes of input */
+  EDDY_IMAGE_EFORMAT,    /* not an image GraphicsMagick can read */
+  EDDY_IMAGE_ECORRUPT,   /* an image, but damaged or truncated */
+  EDDY_IMAGE_ETOO_LARGE, /* over the pixel, width, height or input-size
+                            limit (status EDDY_EFBIG) */
+  EDDY_IMAGE_ERESOURCE,  /* GraphicsMagick's memory or disk cache limit,
+                            or out of memory (EDDY_ENOMEM) */
+  EDDY_IMAGE_EOP,        /* an operation does not fit the image (a crop
+                            outside it, ...): EDDY_EINVAL */
+  EDDY_IMAGE_EENCODE,    /* writing the output failed (EDDY_EIO) */
+  EDDY_IMAGE_EFORK       /* GraphicsMagick was initialised before this
+                            process forked (EDDY_EBUSY) */
 } eddy_image_error;
 
 typedef struct {
-  uint64_t max_pixels;     /* width * height; default 40,000,000 */
+  uint64_t max_pixels;      /* width * height; default 40,000,000 */
   unsigned long max_width;  /* default 16384 */
   unsigned long max_height; /* default 16384 */
-  uint64_t max_input;      /* bytes of a source file; default 64 MiB */
+  uint64_t max_input;       /* bytes of a source file; default 64 MiB */
 } eddy_image_limits_t;
 
 struct eddy_image_s {
@@ -118,10 +118,10 @@ struct eddy_image_s {
   eddy_image_op_t ops[EDDY_IMAGE_MAX_OPS];
   unsigned nops;
   eddy_image_format format;
-  int quality;     /* 1..100 for JPEG and WebP; 0: GraphicsMagick's 75 */
-  char *dst_path;  /* a copy; NULL: the output goes to out/out_len */
-  int ping_only;   /* eddy_image_ping: no decode, no output */
-  int lenient;     /* 1: accept images GM reads with corruption warnings */
+  int quality;    /* 1..100 for JPEG and WebP; 0: GraphicsMagick's 75 */
+  char *dst_path; /* a copy; NULL: the output goes to out/out_len */
+  int ping_only;  /* eddy_image_ping: no decode, no output */
+  int lenient;    /* 1: accept images GM reads with corruption warnings */
   eddy_image_limits_t limits;
   /* Results, valid in the callback. */
   unsigned char *out; /* the encoded image (malloc), or NULL */
@@ -224,21 +224,21 @@ EDDY_EXTERN int eddy_image_initialized(void);
 typedef struct eddy_thumb_service_s eddy_thumb_service_t;
 
 typedef struct {
-  const char *root;     /* directory of GET sources (copied); NULL: GET 404 */
-  size_t cache_bytes;   /* LRU cache size; default 64 MiB, 0: no cache */
-  size_t max_body;      /* POST body limit; default 16 MiB */
-  unsigned max_side;    /* the largest w or h asked for; default 4096 */
+  const char *root;   /* directory of GET sources (copied); NULL: GET 404 */
+  size_t cache_bytes; /* LRU cache size; default 64 MiB, 0: no cache */
+  size_t max_body;    /* POST body limit; default 16 MiB */
+  unsigned max_side;  /* the largest w or h asked for; default 4096 */
   eddy_image_limits_t limits; /* for every job; eddy_image_init's defaults */
 } eddy_thumb_options_t;
 
 typedef struct {
-  uint64_t requests;   /* handled by eddy_thumb_serve */
-  uint64_t hits;       /* answered from the cache */
-  uint64_t jobs;       /* image jobs run */
-  uint64_t errors;     /* answered with 4xx/5xx */
+  uint64_t requests; /* handled by eddy_thumb_serve */
+  uint64_t hits;     /* answered from the cache */
+  uint64_t jobs;     /* image jobs run */
+  uint64_t errors;   /* answered with 4xx/5xx */
   size_t cache_entries;
   size_t cache_bytes;
-  size_t in_flight;    /* requests not yet answered */
+  size_t in_flight; /* requests not yet answered */
 } eddy_thumb_stats_t;
 
 struct eddy_thumb_service_s {
@@ -246,8 +246,8 @@ struct eddy_thumb_service_s {
   eddy_loop_t *loop;
   /* Private. */
   eddy_thumb_options_t opts;
-  char *root_real;  /* realpath of the root, or NULL */
-  void *cache;      /* io/image_cache.c */
+  char *root_real; /* realpath of the root, or NULL */
+  void *cache;     /* io/image_cache.c */
   eddy_thumb_stats_t stats;
 };
 
