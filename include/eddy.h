@@ -482,5 +482,6 @@ EDDY_EXTERN const char *eddy_err_name(int err);
 #include "eddy/net.h"
 #include "eddy/image.h"
 #include "eddy/fs.h"
+#include "eddy/fstream.h"
 
 #endif

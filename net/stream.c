@@ -602,6 +602,8 @@ void eddy__stream_init(eddy_loop_t *loop, eddy_stream_t *s,
   s->accepted_fd = -1;
   s->error = 0;
   s->sflags = 0;
+  s->pipe_out = NULL;
+  s->pipe_in = NULL;
 }
 
 int eddy__stream_open(eddy_stream_t *s, int fd) {
