@@ -37,6 +37,7 @@ static char gm_init_msg[128];
 static atomic_int gm_ready;        /* initialised in this process */
 static atomic_int gm_forked;       /* this process forked after init */
 static atomic_uint threads_wanted; /* 0: automatic */
+static unsigned threads_env;       /* EDDY_IMAGE_THREADS, read at init */
 
 static void after_fork_child(void) {
   atomic_store(&gm_forked, 1);
@@ -69,6 +70,9 @@ static void gm_init(void) {
   limit_unless_env(MemoryResource, "MAGICK_LIMIT_MEMORY", 1024LL << 20);
   limit_unless_env(MapResource, "MAGICK_LIMIT_MAP", 1024LL << 20);
   limit_unless_env(DiskResource, "MAGICK_LIMIT_DISK", 2048LL << 20);
+  /* Read once: getenv on a pool thread races a setenv on another. */
+  const char *env = getenv("EDDY_IMAGE_THREADS");
+  threads_env = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 0;
   pthread_atfork(NULL, NULL, after_fork_child);
   atomic_store(&gm_ready, 1);
 }
@@ -87,11 +91,10 @@ static unsigned slow_threads(void) {
   return n > 0 ? n : 1;
 }
 
-unsigned eddy_image_threads(void) {
+static unsigned threads_for(unsigned env) {
   unsigned n = atomic_load(&threads_wanted);
-  const char *env = getenv("EDDY_IMAGE_THREADS");
-  if (n == 0 && env != NULL)
-    n = (unsigned)strtoul(env, NULL, 10);
+  if (n == 0)
+    n = env;
   if (n == 0) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     n = cores > 0 ? (unsigned)cores / slow_threads() : 1;
@@ -99,11 +102,16 @@ unsigned eddy_image_threads(void) {
   return n > 0 ? (n < 64 ? n : 64) : 1;
 }
 
+unsigned eddy_image_threads(void) {
+  const char *env = getenv("EDDY_IMAGE_THREADS");
+  return threads_for(env != NULL ? (unsigned)strtoul(env, NULL, 10) : 0);
+}
+
 /* OpenMP's thread count is per thread: set it on this pool thread when it
  * differs from what was last set here. */
 static void apply_threads(void) {
   static __thread unsigned applied;
-  unsigned n = eddy_image_threads();
+  unsigned n = threads_for(threads_env);
   if (n != applied) {
     omp_set_num_threads((int)n);
     applied = n;
@@ -137,6 +145,26 @@ static void fail_gm(eddy_image_t *job, const ExceptionInfo *ex,
 }
 
 /* ---- Input --------------------------------------------------------------- */
+
+/* The format from the first bytes, among those eddy lets GM decode; NULL
+ * for anything else.  GM would otherwise guess among all its coders, some
+ * of which read other files or run programs on the source's say-so (SVG's
+ * external references, MVG, MSL, delegates): not for bytes a client sent. */
+static const char *sniff(const unsigned char *p, size_t n) {
+  if (n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+    return "JPEG";
+  if (n >= 8 && memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0)
+    return "PNG";
+  if (n >= 6 && (memcmp(p, "GIF87a", 6) == 0 || memcmp(p, "GIF89a", 6) == 0))
+    return "GIF";
+  if (n >= 12 && memcmp(p, "RIFF", 4) == 0 && memcmp(p + 8, "WEBP", 4) == 0)
+    return "WEBP";
+  if (n >= 2 && p[0] == 'B' && p[1] == 'M')
+    return "BMP";
+  if (n >= 4 && (memcmp(p, "II*\0", 4) == 0 || memcmp(p, "MM\0*", 4) == 0))
+    return "TIFF";
+  return NULL;
+}
 
 /* Reads the whole file into *data (malloc); 0 or a failure recorded on the
  * job. */
@@ -453,6 +481,16 @@ static void run_pipeline(eddy_image_t *job, const void *data, size_t len) {
     eddy__image_fail(job, EDDY_IMAGE_ERESOURCE, EDDY_ENOMEM, "out of memory");
     return;
   }
+  const char *fmt = sniff(data, len);
+  if (fmt == NULL) {
+    eddy__image_fail(job, EDDY_IMAGE_EFORMAT, EDDY_EINVAL,
+                     "not a JPEG, PNG, GIF, WebP, BMP or TIFF image");
+    DestroyImageInfo(info);
+    return;
+  }
+  /* That decoder and no other: GM does not guess again. */
+  snprintf(info->magick, sizeof info->magick, "%s", fmt);
+  info->affirm = 1;
   info->subimage = 0; /* the first frame only, from the decoder on */
   info->subrange = 1;
   if (ping(job, info, data, len) == 0 && !job->ping_only) {

@@ -229,6 +229,24 @@ Test(image, garbage_is_not_an_image) {
   expect_failure(EDDY_EINVAL, EDDY_IMAGE_EFORMAT);
 }
 
+/* GM could read these (SVG with an external image, MVG drawing a file):
+ * eddy decodes only the formats it recognises itself. */
+Test(image, svg_and_mvg_are_never_handed_to_gm) {
+  static const char svg[] =
+      "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\" "
+      "xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"10\" "
+      "height=\"10\"><image xlink:href=\"/etc/hostname\" width=\"10\" "
+      "height=\"10\"/></svg>";
+  eddy_image_source_buffer(&job, svg, sizeof svg - 1);
+  expect_failure(EDDY_EINVAL, EDDY_IMAGE_EFORMAT);
+  eddy_image_cleanup(&job);
+  eddy_image_init(&job);
+  static const char mvg[] = "push graphic-context\nviewbox 0 0 10 10\n"
+                            "image over 0,0 10,10 'in.png'\n";
+  eddy_image_source_buffer(&job, mvg, sizeof mvg - 1);
+  expect_failure(EDDY_EINVAL, EDDY_IMAGE_EFORMAT);
+}
+
 Test(image, missing_file_is_enoent) {
   from_file("nope.png");
   expect_failure(EDDY_ENOENT, EDDY_IMAGE_EFILE);
