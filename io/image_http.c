@@ -37,6 +37,7 @@ typedef struct {
   eddy_http_res_t *res;
   thumb_params_t p;
   char *key;
+  int cacheable;
   /* GET: the stat on the pool. */
   eddy_work_t stat_work;
   char *real; /* the source's real path */
@@ -56,6 +57,7 @@ void eddy_thumb_options_init(eddy_thumb_options_t *o) {
   o->cache_bytes = 64u << 20;
   o->max_body = 16u << 20;
   o->max_side = 4096;
+  o->cache_posts = 1;
   eddy_image_init(&defaults);
   o->limits = defaults.limits;
 }
@@ -170,7 +172,7 @@ static void job_done(eddy_image_t *job, int status) {
   eddy_image_format fmt = job->out_format;
   unsigned char *out = eddy_image_take_output(job, &len);
   send_image(tr, out, len, fmt, 0);
-  if (tr->svc->cache == NULL ||
+  if (tr->svc->cache == NULL || !tr->cacheable ||
       !eddy__thumb_cache_put(tr->svc->cache, tr->key, out, len, fmt))
     free(out);
   finish(tr);
@@ -199,7 +201,7 @@ static int build_job(thumb_req_t *tr) {
 
 static void run_job(thumb_req_t *tr) {
   eddy__thumb_hit_t hit;
-  if (tr->svc->cache != NULL &&
+  if (tr->svc->cache != NULL && tr->cacheable &&
       eddy__thumb_cache_get(tr->svc->cache, tr->key, &hit)) {
     tr->svc->stats.hits++;
     send_image(tr, hit.data, hit.len, hit.fmt, 1);
@@ -430,6 +432,7 @@ static void stat_after(eddy_work_t *w, int status) {
   }
   snprintf(source, sizeof source, "f:%s:%lld:%lld", tr->real, tr->size,
            tr->mtime_ns);
+  tr->cacheable = 1;
   int err = set_key(tr, source);
   if (err == 0)
     err = eddy_image_source_file(&tr->job, tr->real);
@@ -495,6 +498,7 @@ static void on_body(eddy_http_req_t *req, ssize_t n, const eddy_slice_t *b) {
   }
   snprintf(source, sizeof source, "b:%016llx:%zu",
            (unsigned long long)tr->body_hash, tr->body_len);
+  tr->cacheable = tr->svc->opts.cache_posts;
   int err = set_key(tr, source);
   if (err == 0)
     err = eddy_image_source_buffer(&tr->job, tr->body, tr->body_len);

@@ -74,6 +74,8 @@ static void fetch(http_fixture_t *f, const char *path, ...) {
   }
 }
 
+static int cache_posts = 1;
+
 static void start(const char *backend, size_t max_body) {
   eddy_http_server_options_t hopts;
   eddy_thumb_options_t topts;
@@ -88,6 +90,7 @@ static void start(const char *backend, size_t max_body) {
   eddy_thumb_options_init(&topts);
   topts.root = img_dir;
   topts.max_body = max_body;
+  topts.cache_posts = cache_posts;
   cr_assert(eq(int, eddy_thumb_service_init(&fx.loop, &svc, &topts), 0));
   ngot = 0;
 }
@@ -176,6 +179,26 @@ EDDY_IO_TEST(image_http, post_makes_a_thumbnail_of_the_body) {
   expect(3, 413);
   cr_assert_not_null(strstr(got[3].body, "50000x50000"), "%s", got[3].body);
   expect(4, 422); /* zero bytes */
+}
+
+static void twice_client(http_fixture_t *f) {
+  fetch(f, "/thumb?w=150&fmt=gif", "--data-binary", post_png, NULL);
+  fetch(f, "/thumb?w=150&fmt=gif", "--data-binary", post_png, NULL);
+  fetch(f, "/thumb?src=b.png&w=150", NULL);
+  fetch(f, "/thumb?src=b.png&w=150", NULL);
+}
+
+EDDY_IO_TEST(image_http, post_cache_can_be_turned_off) {
+  cache_posts = 0;
+  start(*backend, 1u << 20);
+  snprintf(post_png, sizeof post_png, "@%s", img_path("b.png"));
+  finish_run(twice_client);
+  expect_image(0, "GIF", 150, 100);
+  cr_assert(eq(str, got[0].cache, "MISS"));
+  expect_image(1, "GIF", 150, 100);
+  cr_assert(eq(str, got[1].cache, "MISS"));
+  expect_image(3, "PNG", 150, 100);
+  cr_assert(eq(str, got[3].cache, "HIT")); /* GETs are still cached */
 }
 
 static char big_body[200];

@@ -227,6 +227,8 @@ typedef struct {
   const char *root;   /* directory of GET sources (copied); NULL: GET 404 */
   size_t cache_bytes; /* LRU cache size; default 64 MiB, 0: no cache */
   size_t max_body;    /* POST body limit; default 16 MiB */
+  int cache_posts;    /* 1 (default): posted bodies are cached too, keyed by
+                         a 64-bit FNV-1a hash, which is not collision-proof */
   unsigned max_side;  /* the largest w or h asked for; default 4096 */
   eddy_image_limits_t limits; /* for every job; eddy_image_init's defaults */
 } eddy_thumb_options_t;
