@@ -99,13 +99,34 @@ static void fs_after(eddy_work_t *w, int status) {
   eddy__fs_finish(req, status == EDDY_ECANCELED ? status : req->result);
 }
 
+/* A failed read_file leaves no buffer behind (req->ptr is NULL). */
+static void fs_drop_failed(eddy_fs_t *req) {
+  if (req->type == EDDY_FS_READ_FILE && req->result < 0) {
+    free(req->ptr);
+    req->ptr = NULL;
+  }
+}
+
 void eddy__fs_finish(eddy_fs_t *req, ssize_t result) {
   req->result = result;
+  fs_drop_failed(req);
   fs_free_bufs(req); /* as libuv: the copied array is gone by the callback */
   req->cb(req);      /* may free or reuse req */
 }
 
+/* A small file's bytes land in a buffer the loop allocates here, which
+ * the worker grows with realloc if the file is bigger.  Buffers that a
+ * worker malloc'd and the loop freed made glibc grow and trim the worker's
+ * arena over and over: madvise, page faults and TLB shootdowns were a
+ * fifth of the CPU time of reading 4 KB files (perf/files/README.md).
+ * realloc keeps a chunk in the arena it came from, the loop thread's. */
+#define FS_RF_FIRST 8192
+
 int eddy__fs_pool_submit(eddy_fs_t *req) {
+  if (req->type == EDDY_FS_READ_FILE && req->ptr == NULL) {
+    req->ptr = malloc(FS_RF_FIRST); /* NULL: the worker allocates */
+    req->len = req->ptr != NULL ? FS_RF_FIRST : 0;
+  }
   req->via = EDDY_FS_VIA_POOL;
   return eddy_queue_work(req->loop, &req->work, EDDY_WORK_FAST, fs_work,
                          fs_after);
@@ -116,6 +137,7 @@ static int fs_submit(eddy_fs_t *req) {
   if (req->cb == NULL) {
     req->via = EDDY_FS_VIA_SYNC;
     req->result = eddy__fs_exec(req);
+    fs_drop_failed(req);
     fs_free_bufs(req);
     return clamp_int(req->result);
   }

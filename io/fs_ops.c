@@ -351,83 +351,82 @@ static ssize_t fs_sendfile(eddy_fs_t *req) {
   return (ssize_t)done;
 }
 
-/* Reads fd to its end into a buffer that grows, for files whose size
- * stat cannot tell (/proc, pipes). */
-static ssize_t read_to_end(int fd, char **out) {
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  if (buf == NULL)
+/* read_file's buffer is req->ptr, with room for req->len bytes.  A pool
+ * request arrives with one the loop allocated (io/fs.c); growing it with
+ * realloc keeps the memory in the loop thread's malloc arena, so it is
+ * freed where it came from (see eddy__fs_pool_submit). */
+static int rf_reserve(eddy_fs_t *req, size_t need) {
+  if (req->ptr != NULL && req->len >= need)
+    return 0;
+  char *p = realloc(req->ptr, need);
+  if (p == NULL)
     return EDDY_ENOMEM;
+  req->ptr = p;
+  req->len = need;
+  return 0;
+}
+
+/* Reads fd to its end, for files whose size stat cannot tell (/proc,
+ * pipes).  On an error the buffer stays in req->ptr for the caller to
+ * free. */
+static ssize_t read_to_end(eddy_fs_t *req, int fd) {
+  size_t len = 0;
   for (;;) {
-    if (cap - len < 2) {
-      char *grown = realloc(buf, cap * 2);
-      if (grown == NULL) {
-        free(buf);
-        return EDDY_ENOMEM;
-      }
-      buf = grown;
-      cap *= 2;
-    }
-    ssize_t n = read(fd, buf + len, cap - len - 1);
+    size_t cap = req->ptr != NULL ? req->len : 0;
+    if (cap - len < 2 && rf_reserve(req, cap < 4096 ? 4096 : cap * 2) != 0)
+      return EDDY_ENOMEM;
+    cap = req->len;
+    ssize_t n = read(fd, (char *)req->ptr + len, cap - len - 1);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0) {
-      n = -errno;
-      free(buf);
-      return n;
-    }
+    if (n < 0)
+      return -errno;
     if (n == 0)
       break;
     len += (size_t)n;
   }
-  buf[len] = '\0';
-  *out = buf;
+  ((char *)req->ptr)[len] = '\0';
   return (ssize_t)len;
 }
 
 /* Reads size bytes (what fstat said) or up to an earlier end, as Node's
  * readFile does for regular files. */
-static ssize_t read_sized(int fd, size_t size, char **out) {
-  char *buf = malloc(size + 1);
-  if (buf == NULL)
+static ssize_t read_sized(eddy_fs_t *req, int fd, size_t size) {
+  if (rf_reserve(req, size + 1) != 0)
     return EDDY_ENOMEM;
+  char *buf = req->ptr;
   size_t len = 0;
   while (len < size) {
     ssize_t n = pread(fd, buf + len, size - len, (off_t)len);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n < 0) {
-      n = -errno;
-      free(buf);
-      return n;
-    }
+    if (n < 0)
+      return -errno;
     if (n == 0)
       break;
     len += (size_t)n;
   }
   buf[len] = '\0';
-  *out = buf;
   return (ssize_t)len;
 }
 
+/* On success req->ptr holds the bytes; on failure it may hold a buffer
+ * the caller frees (eddy__fs_drop_failed). */
 static ssize_t fs_read_file(eddy_fs_t *req) {
   int fd = open(req->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
   struct stat st;
-  char *buf = NULL;
   ssize_t rc;
   if (fstat(fd, &st) != 0)
     rc = -errno;
   else if (S_ISDIR(st.st_mode))
     rc = EDDY_EISDIR;
   else if (S_ISREG(st.st_mode) && st.st_size > 0)
-    rc = read_sized(fd, (size_t)st.st_size, &buf);
+    rc = read_sized(req, fd, (size_t)st.st_size);
   else
-    rc = read_to_end(fd, &buf);
+    rc = read_to_end(req, fd);
   close(fd);
-  if (rc >= 0)
-    req->ptr = buf;
   return rc;
 }
 
