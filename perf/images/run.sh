@@ -102,19 +102,32 @@ start_node() {
   wait_port "$PORT"
 }
 
-# /hello p99 idle, then under full thumbnail load: "idle_p99 load_p99 rate".
+# The loop thread's (the main thread's) time waiting on a run queue, ns,
+# and its number of timeslices: the scheduler's share of /hello latency.
+runq() { awk '{print $2, $3}' "/proc/$srv/task/$srv/schedstat"; }
+runq_us() { # before after -> average wait per timeslice, us
+  awk -v a="$1" -v b="$2" 'BEGIN {split(a, x, " "); split(b, y, " ");
+    n = y[2] - x[2]; printf "%.0f", (n > 0) ? (y[1] - x[1]) / n / 1000 : 0}'
+}
+
+# /hello idle, then under full thumbnail load:
+# "idle|loaded|thumbnails/s|idle runq us|loaded runq us".
 responsiveness() {
-  local idle loaded r wrk_pid
+  local idle loaded r wrk_pid q0 q1 q2 q3
+  q0=$(runq)
   idle=$("$probe" "$PORT" 4 "$PROBE_RATE")
+  q1=$(runq)
   wrk -t1 -c"$CONNS" -d"$((DURATION + 2))s" --timeout 10s -s "$here/rotate.lua" \
       "http://127.0.0.1:$PORT/" >/tmp/perf-images-wrk.$$ 2>&1 &
   wrk_pid=$!
   sleep 1
+  q2=$(runq)
   loaded=$("$probe" "$PORT" "$DURATION" "$PROBE_RATE")
+  q3=$(runq)
   wait "$wrk_pid"
   r=$(awk '/Requests\/sec/ {printf "%.1f", $2}' /tmp/perf-images-wrk.$$)
   rm -f /tmp/perf-images-wrk.$$
-  echo "$idle|$loaded|$r"
+  echo "$idle|$loaded|$r|$(runq_us "$q0" "$q1")|$(runq_us "$q2" "$q3")"
 }
 
 p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$1"; }
@@ -180,8 +193,8 @@ start_node
 N=$(responsiveness)
 stop_server "$srv"
 
-e_idle=$(cut -d'|' -f1 <<<"$E"); e_load=$(cut -d'|' -f2 <<<"$E"); e_rate=$(cut -d'|' -f3 <<<"$E")
-n_idle=$(cut -d'|' -f1 <<<"$N"); n_load=$(cut -d'|' -f2 <<<"$N"); n_rate=$(cut -d'|' -f3 <<<"$N")
+IFS='|' read -r e_idle e_load e_rate e_q0 e_q1 <<<"$E"
+IFS='|' read -r n_idle n_load n_rate n_q0 n_q1 <<<"$N"
 best=${R["eddy 4 0"]%|*}
 # (In awk, a bare > inside printf's arguments is a redirection.)
 div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
@@ -204,10 +217,10 @@ t2=$(awk -v r="$lat_ratio" -v l="$(p99 "$e_load")" 'BEGIN {print (r <= 2 && l < 
   echo "| gm convert per image, 1 at a time | - | - | ${R[gm1]/|/ | } |"
   echo "| gm convert per image, $cores at a time | - | - | ${R[gmN]/|/ | } |"
   echo
-  echo "| /hello latency (us) | p50 idle | p99 idle | p50 under load | p99 under load | thumbnails/s meanwhile |"
-  echo "| --- | --- | --- | --- | --- | --- |"
-  echo "| eddy-thumb (pool 4) | $(p50 "$e_idle") | $(p99 "$e_idle") | $(p50 "$e_load") | $(p99 "$e_load") | $e_rate |"
-  echo "| node + gm module | $(p50 "$n_idle") | $(p99 "$n_idle") | $(p50 "$n_load") | $(p99 "$n_load") | $n_rate |"
+  echo "| /hello latency (us) | p50 idle | p99 idle | p50 under load | p99 under load | thumbnails/s meanwhile | loop's run-queue wait per slice, idle / load (us) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| eddy-thumb (pool 4) | $(p50 "$e_idle") | $(p99 "$e_idle") | $(p50 "$e_load") | $(p99 "$e_load") | $e_rate | $e_q0 / $e_q1 |"
+  echo "| node + gm module | $(p50 "$n_idle") | $(p99 "$n_idle") | $(p50 "$n_load") | $(p99 "$n_load") | $n_rate | $n_q0 / $n_q1 |"
   echo
   echo "eddy-thumb (pool 4) / node gm: ${ratio}x thumbnails/s (target >= 3x: $t1)," \
        "${cpu_ratio}x less CPU per thumbnail; / gm convert x$cores: ${ratio_gm}x"
