@@ -167,8 +167,14 @@ static void recv_cqe(eddy_loop_t *loop, uio_t *u, int res, unsigned flags) {
       eddy__queue_insert_tail(&u_backend(loop)->starved, &u->starved);
     return;
   }
-  if (res == -ECANCELED)
+  if (res == -ECANCELED) {
+    /* A read_stop's cancel, but the stream may have started reading again
+     * while it was in flight (arm_recv saw the old receive armed then):
+     * receive again, or the stream would wait for nothing. */
+    if (u->nstash == 0)
+      eddy__u_arm_recv(loop, u);
     return;
+  }
   if (sio == NULL) {
     if (bid >= 0)
       eddy__u_put_buffer(loop, (unsigned)bid);

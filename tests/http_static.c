@@ -356,3 +356,64 @@ EDDY_IO_TEST(http_static, a_100_mb_file_arrives_byte_identical) {
   cr_assert(eq(int, cmp_rc, 0), "cmp: %s", cmp_out);
   stop();
 }
+
+/* ---- Keep-alive after a file larger than the high-water mark ------------- */
+
+static int ka_ok[2];
+
+/* Reads one response with a Content-Length body; 1 if it came whole. */
+static int read_response(int fd, size_t want_body) {
+  static char buf[1 << 16];
+  size_t len = 0, body = 0;
+  char *end = NULL;
+  while (end == NULL) {
+    ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    if (n <= 0)
+      return 0;
+    len += (size_t)n;
+    buf[len] = '\0';
+    end = strstr(buf, "\r\n\r\n");
+  }
+  if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
+    return 0;
+  body = len - (size_t)(end + 4 - buf);
+  while (body < want_body) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      return 0;
+    body += (size_t)n;
+  }
+  return body == want_body;
+}
+
+static void client_keepalive(http_fixture_t *f) {
+  int fd = tc_connect(f->port);
+  if (fd < 0)
+    return;
+  /* The second request goes out only after the first answer is read: the
+   * connection stopped reading while the file filled its queue, and must
+   * read again once it drained. */
+  for (int i = 0; i < 2; i++) {
+    tc_sends(fd, "GET /static/mid.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    ka_ok[i] = read_response(fd, 1 << 20);
+  }
+  close(fd);
+}
+
+EDDY_IO_TEST(http_static, keep_alive_goes_on_after_a_large_file) {
+  eddy_http_server_options_t so;
+  eddy_http_server_options_init(&so);
+  so.keepalive_timeout_ms = 60000; /* a stall must not end by the timeout */
+  start(*backend, 3600 * 1000);
+  char p[160];
+  snprintf(p, sizeof p, "%s/mid.bin", root);
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  cr_assert(fd >= 0);
+  cr_assert(eq(int, ftruncate(fd, 1 << 20), 0));
+  close(fd);
+  fx.srv.opts.keepalive_timeout_ms = so.keepalive_timeout_ms;
+  http_run(&fx, client_keepalive);
+  cr_assert(eq(int, ka_ok[0], 1));
+  cr_assert(eq(int, ka_ok[1], 1), "the second answer on the connection");
+  stop();
+}
