@@ -170,6 +170,7 @@ perf:
 	$(MAKE) -C perf/echo run BUILD=$(abspath $(BUILD))
 	$(MAKE) -C perf files BUILD=$(abspath $(BUILD))
 	$(MAKE) -C perf images BUILD=$(abspath $(BUILD))
+	$(MAKE) -C perf static BUILD=$(abspath $(BUILD))
 
 perf-core:
 	@sh scripts/deps.sh perf
