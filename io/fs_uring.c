@@ -3,12 +3,11 @@
  * open, close, read, write (plain and vectored), stat / lstat / fstat
  * (statx), fsync and fdatasync are one submission each, tagged U_FS with
  * the request as user_data; core/uring.c hands their completions to
- * eddy__u_fs_cqe.  read_file is two rounds: openat and statx of the path
- * together, then a read of the whole size hard-linked to the close, so a
- * small file costs the loop two trips through the ring and no thread
- * switch.  Everything else, and whatever the kernel refuses as unsupported
- * (EINVAL, EOPNOTSUPP), goes to the pool: the caller never sees the
- * difference except in eddy_fs_via().
+ * eddy__u_fs_cqe.  read_file is two rounds: openat, then a read of the
+ * whole size hard-linked to the close, so a small file costs the loop two
+ * trips through the ring and no thread switch.  Everything else, and whatever
+ * the kernel refuses as unsupported (EINVAL, EOPNOTSUPP), goes to the pool: the
+ * caller never sees the difference except in eddy_fs_via().
  *
  * A request on the ring counts in loop->active_reqs from submission to its
  * callback: the loop stays alive, poll blocks in io_uring_enter (which is
@@ -26,7 +25,7 @@
 #include "io/fs_internal.h"
 
 /* read_file's steps on the ring */
-enum { RF_OPEN_STAT = 0, RF_READ_CLOSE };
+enum { RF_OPEN = 0, RF_READ_CLOSE };
 
 /* A read of the whole file must fit a CQE's int result. */
 #define RF_MAX_SIZE (1u << 30)
@@ -120,10 +119,8 @@ static int fits_ring(const eddy_fs_t *req) {
 int eddy__fs_uring_submit(eddy_fs_t *req) {
   if (!on_ring(req) || !fits_ring(req))
     return 0;
-  struct io_uring_sqe *sqe;
   req->via = EDDY_FS_VIA_RING;
   req->ring_wait = 0;
-  req->ring_err = 0;
   switch (req->type) {
   case EDDY_FS_OPEN:
     io_uring_prep_openat(fs_sqe(req), AT_FDCWD, req->path,
@@ -152,14 +149,10 @@ int eddy__fs_uring_submit(eddy_fs_t *req) {
                                                        : 0);
     break;
   default: /* EDDY_FS_READ_FILE */
-    req->ring_stage = RF_OPEN_STAT;
+    req->ring_stage = RF_OPEN;
     req->fd = -1;
-    /* Linked, so the open's completion comes first, and a failed open
-     * cancels the statx instead of paying for it. */
-    sqe = fs_sqe(req);
-    io_uring_prep_openat(sqe, AT_FDCWD, req->path, O_RDONLY | O_CLOEXEC, 0);
-    sqe->flags |= IOSQE_IO_LINK;
-    prep_statx(req, AT_FDCWD, req->path, 0);
+    io_uring_prep_openat(fs_sqe(req), AT_FDCWD, req->path, O_RDONLY | O_CLOEXEC,
+                         0);
     break;
   }
   req->loop->active_reqs++;
@@ -191,34 +184,45 @@ static void to_pool(eddy_fs_t *req) {
   }
 }
 
-/* Both of read_file's first completions are in: read the whole size and
- * close in one linked pair, or end here.  What the ring cannot do in one
- * read (a file stat says is empty or not regular: /proc, a FIFO; a huge
- * one) is closed and redone on the pool, which reads to the end. */
+/* read_file's file is open: learn its size, then read all of it and close
+ * it in one hard-linked pair, the second trip through the ring.
+ *
+ * The size comes from a statx of the new descriptor on the loop thread,
+ * with AT_STATX_DONT_SYNC: the inode is in memory (the open just looked it
+ * up and, on a network file system, revalidated it), and DONT_SYNC forbids
+ * a trip to a server, so the call does not wait on any device.  The ring's
+ * own statx always runs on an io-wq kernel thread: a thread switch per
+ * file, what the ring path is there to avoid (perf/files/README.md).
+ *
+ * What one read cannot do (a file that is not regular, or that stat says
+ * is empty, /proc; one over 1 GB) is closed and redone on the pool, which
+ * reads to the end. */
 static void rf_opened(eddy_fs_t *req) {
-  struct statx *sx = (struct statx *)req->u.statx;
-  int err = req->ring_err;
-  if (err == 0 && S_ISDIR(sx->stx_mode))
+  struct statx sx;
+  int err = 0;
+  if (statx(req->fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+            STATX_TYPE | STATX_SIZE, &sx) != 0)
+    err = -errno;
+  else if (S_ISDIR(sx.stx_mode))
     err = EDDY_EISDIR;
-  if (err != 0 || !S_ISREG(sx->stx_mode) || sx->stx_size == 0 ||
-      sx->stx_size > RF_MAX_SIZE) {
-    if (req->fd >= 0)
-      close(req->fd); /* read-only and ours: nothing to report */
+  if (err != 0 || !S_ISREG(sx.stx_mode) || sx.stx_size == 0 ||
+      sx.stx_size > RF_MAX_SIZE) {
+    close(req->fd); /* read-only and ours: nothing to report */
     req->fd = -1;
-    if (err == 0 || unsupported(err))
+    if (err == 0)
       to_pool(req);
     else
       ring_finish(req, err);
     return;
   }
-  char *buf = malloc(sx->stx_size + 1);
+  char *buf = malloc(sx.stx_size + 1);
   if (buf == NULL) {
     close(req->fd);
     ring_finish(req, EDDY_ENOMEM);
     return;
   }
   req->ptr = buf;
-  req->len = sx->stx_size;
+  req->len = sx.stx_size;
   req->ring_stage = RF_READ_CLOSE;
   struct io_uring_sqe *sqe = fs_sqe(req);
   io_uring_prep_read(sqe, req->fd, buf, (unsigned)req->len, 0);
@@ -227,23 +231,23 @@ static void rf_opened(eddy_fs_t *req) {
   io_uring_prep_close(fs_sqe(req), req->fd);
 }
 
-/* read_file's completions, in the order the links fix: the open's fd or
- * error, then the statx's status (-ECANCELED after a failed open); in the
- * second round the read's count, then the close's status (ignored: a
- * read-only descriptor has nothing left to flush). */
+/* read_file's completions: the open's fd or error; then the read's count
+ * and the close's status (ignored: a read-only descriptor has nothing left
+ * to flush), in that order, which the link fixes. */
 static void rf_cqe(eddy_fs_t *req, int res) {
-  int first = req->ring_wait == 1;
-  if (req->ring_stage == RF_OPEN_STAT) {
-    if (first && res >= 0)
+  if (req->ring_stage == RF_OPEN) {
+    if (res >= 0) {
       req->fd = res;
-    else if (res < 0 && req->ring_err == 0)
-      req->ring_err = res; /* the open's error wins over the statx's */
-    if (req->ring_wait == 0)
       rf_opened(req);
+    } else if (unsupported(res)) {
+      to_pool(req);
+    } else {
+      ring_finish(req, res);
+    }
     return;
   }
-  if (first) {
-    req->result = res;
+  if (req->ring_wait == 1) {
+    req->result = res; /* the read; the close is still to come */
     return;
   }
   req->fd = -1;

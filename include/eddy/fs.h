@@ -161,7 +161,6 @@ struct eddy_fs_s {
   unsigned via;        /* eddy_fs_via_t */
   unsigned ring_stage; /* read_file on the ring: which step */
   unsigned ring_wait;  /* ring completions still to come */
-  int ring_err;
   union {
     eddy_buf_t bufsml[4];
     uint64_t statx[32]; /* a struct statx for the ring's statx */
