@@ -28,8 +28,9 @@
  *  - the loop's io_uring ring, when the loop's backend is io_uring, for
  *    open, close, read, write (plain and vectored), stat, fstat, lstat
  *    (statx), fsync, fdatasync and read_file (open, read and close on the
- *    ring, the size from a no-sync statx of the open descriptor).  An operation the kernel rejects as unsupported (EINVAL,
- *    EOPNOTSUPP, or an opcode the ring's probe lacks) is redone on the pool
+ *    ring, the size from a no-sync statx of the open descriptor).  An
+ *    operation the kernel rejects as unsupported (EINVAL, EOPNOTSUPP, or
+ *    an opcode the ring's probe lacks) is redone on the pool
  *    transparently.  EDDY_FS=pool in the environment forces the pool path;
  *    it is read at each call, so a program may change it between calls.
  *  eddy_fs_via(req) says which path a finished request took. */
