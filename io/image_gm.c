@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,10 +35,13 @@
 static pthread_once_t gm_once = PTHREAD_ONCE_INIT;
 static int gm_init_err; /* 0, or the failure's status */
 static char gm_init_msg[128];
-static atomic_int gm_ready;        /* initialised in this process */
-static atomic_int gm_forked;       /* this process forked after init */
-static atomic_uint threads_wanted; /* 0: automatic */
-static unsigned threads_env;       /* EDDY_IMAGE_THREADS, read at init */
+static atomic_int gm_ready;         /* initialised in this process */
+static atomic_int gm_forked;        /* this process forked after init */
+static atomic_uint threads_wanted;  /* 0: automatic */
+static unsigned threads_env;        /* EDDY_IMAGE_THREADS, read at init */
+static atomic_int nice_wanted = -1; /* -1: EDDY_IMAGE_NICE, else 10 */
+static int nice_env = 10;
+static int nice_restorable; /* probed at init */
 
 static void after_fork_child(void) {
   atomic_store(&gm_forked, 1);
@@ -49,6 +53,30 @@ static void limit_unless_env(ResourceType type, const char *env,
                              magick_int64_t value) {
   if (getenv(env) == NULL)
     SetMagickResourceLimit(type, value);
+}
+
+/* Whether a thread may lower its nice value again after raising it
+ * (CAP_SYS_NICE, or RLIMIT_NICE high enough): tried on a thread of its own,
+ * which may be left niced. */
+static void *probe_nice(void *arg) {
+  pid_t tid = gettid();
+  errno = 0;
+  int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+  *(int *)arg = errno == 0 && cur < 19 &&
+                setpriority(PRIO_PROCESS, (id_t)tid, cur + 1) == 0 &&
+                setpriority(PRIO_PROCESS, (id_t)tid, cur) == 0;
+  return NULL;
+}
+
+static void read_env(void) {
+  const char *env = getenv("EDDY_IMAGE_THREADS");
+  threads_env = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 0;
+  env = getenv("EDDY_IMAGE_NICE");
+  if (env != NULL)
+    nice_env = atoi(env);
+  pthread_t t;
+  if (pthread_create(&t, NULL, probe_nice, &nice_restorable) == 0)
+    pthread_join(t, NULL);
 }
 
 static void gm_init(void) {
@@ -71,8 +99,7 @@ static void gm_init(void) {
   limit_unless_env(MapResource, "MAGICK_LIMIT_MAP", 1024LL << 20);
   limit_unless_env(DiskResource, "MAGICK_LIMIT_DISK", 2048LL << 20);
   /* Read once: getenv on a pool thread races a setenv on another. */
-  const char *env = getenv("EDDY_IMAGE_THREADS");
-  threads_env = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 0;
+  read_env();
   pthread_atfork(NULL, NULL, after_fork_child);
   atomic_store(&gm_ready, 1);
 }
@@ -116,6 +143,38 @@ static void apply_threads(void) {
     omp_set_num_threads((int)n);
     applied = n;
   }
+}
+
+void eddy_image_set_nice(int n) {
+  atomic_store(&nice_wanted, n < 0 ? 0 : n > 19 ? 19 : n);
+}
+
+#define NICE_UNCHANGED (-1000)
+
+/* Raises this pool thread's nice value for the job, so the loop's thread
+ * (at the process's own priority) wins a core whenever it wakes up: image
+ * work is throughput, the loop is latency.  Only where it can be lowered
+ * again afterwards: the thread runs file work next.  Returns the value to
+ * restore, or NICE_UNCHANGED. */
+static int nice_down(void) {
+  int n = atomic_load(&nice_wanted);
+  if (n < 0)
+    n = nice_env;
+  if (n <= 0 || !nice_restorable)
+    return NICE_UNCHANGED;
+  errno = 0;
+  int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
+  if (errno != 0)
+    return NICE_UNCHANGED;
+  int to = cur + n > 19 ? 19 : cur + n;
+  if (setpriority(PRIO_PROCESS, (id_t)gettid(), to) != 0)
+    return NICE_UNCHANGED;
+  return cur;
+}
+
+static void nice_up(int old) {
+  if (old != NICE_UNCHANGED)
+    setpriority(PRIO_PROCESS, (id_t)gettid(), old);
 }
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -517,11 +576,14 @@ void eddy__image_execute(eddy_image_t *job) {
     return;
   }
   apply_threads();
+  int old_nice = nice_down();
   const void *data = job->src_data;
   size_t len = job->src_len;
   unsigned char *owned = NULL;
-  if (job->src_path != NULL && read_source(job, &owned, &len) != 0)
+  if (job->src_path != NULL && read_source(job, &owned, &len) != 0) {
+    nice_up(old_nice);
     return;
+  }
   if (owned != NULL)
     data = owned;
   if (len == 0)
@@ -529,4 +591,5 @@ void eddy__image_execute(eddy_image_t *job) {
   else
     run_pipeline(job, data, len);
   free(owned);
+  nice_up(old_nice);
 }

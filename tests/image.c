@@ -3,6 +3,7 @@
  * against GM's own CLI; bad inputs; the decompression bomb; many jobs at
  * once; cancel.  Pool work, not backend IO: one loop on the default
  * backend.  Test images are made by `gm convert` in a scratch directory. */
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include "image_helpers.h"
@@ -440,4 +441,56 @@ Test(image, a_child_forked_after_gm_started_refuses_jobs) {
   cr_assert(eq(int, waitpid(pid, &st, 0), pid));
   cr_assert(ne(int, WIFEXITED(st), 0));
   cr_assert(eq(int, WEXITSTATUS(st), 0));
+}
+
+/* The nice value of each of this process's threads, -100 for none. */
+static int max_thread_nice(void) {
+  int max = -100;
+  DIR *d = opendir("/proc/self/task");
+  cr_assert_not_null(d);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    char path[300], buf[512];
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* then fields 3.. */
+    int field = 2, nice = 0;
+    for (; p != NULL && *p != '\0'; p++)
+      if (*p == ' ' && ++field == 19)
+        nice = atoi(p + 1);
+    max = nice > max ? nice : max;
+  }
+  closedir(d);
+  return max;
+}
+
+static int seen_nice;
+
+static void watch_nice(eddy_timer_t *t) {
+  int n = max_thread_nice();
+  seen_nice = n > seen_nice ? n : seen_nice;
+  if (img_done_count > 0)
+    eddy_close(&t->handle, NULL);
+}
+
+/* While a job runs its pool thread is niced (the loop's thread wins a
+ * core); afterwards every thread is back where it was. */
+Test(image, pool_threads_are_niced_only_while_they_make_images) {
+  cr_assert(eq(int, max_thread_nice(), 0));
+  eddy_image_set_nice(7);
+  from_file("in.jpg");
+  eddy_image_resize(&job, 3000, 2250); /* long enough to be seen */
+  eddy_timer_t t;
+  eddy_timer_init(&loop, &t);
+  eddy_timer_start(&t, watch_nice, 1, 1);
+  cr_assert(eq(int, img_run_job(&loop, &job), 0), "%s", job.message);
+  if (geteuid() == 0) /* CAP_SYS_NICE: it may come back, so it is applied */
+    cr_assert(eq(int, seen_nice, 7));
+  cr_assert(eq(int, max_thread_nice(), 0));
 }

@@ -197,6 +197,13 @@ EDDY_EXTERN const char *eddy_image_error_name(eddy_image_error err);
  * EDDY_IMAGE_THREADS environment variable overrides.  Takes effect for
  * jobs that start afterwards. */
 EDDY_EXTERN void eddy_image_set_threads(unsigned n);
+/* The nice value pool threads add to their own while they run an image
+ * job (0..19): the loop's thread then wins a core whenever it wakes, which
+ * keeps its latency low while every core makes images.  Default 10, or
+ * EDDY_IMAGE_NICE; 0 turns it off.  Only applied where the thread may
+ * return to its priority afterwards (CAP_SYS_NICE, or RLIMIT_NICE >= 20):
+ * elsewhere it is a no-op, since the thread runs file work next. */
+EDDY_EXTERN void eddy_image_set_nice(int n);
 EDDY_EXTERN unsigned eddy_image_threads(void);
 /* 1 once GraphicsMagick was initialised in this process. */
 EDDY_EXTERN int eddy_image_initialized(void);

@@ -87,8 +87,8 @@ rate() {
     END {printf "%.1f|%.1f", r, (n > 0) ? t * 1000 / hz / n : 0}' <<<"$log"
 }
 
-start_eddy() { # pool image_threads
-  EDDY_THREADPOOL_SIZE=$1 EDDY_IMAGE_THREADS=$2 \
+start_eddy() { # pool image_threads [image_nice]
+  EDDY_THREADPOOL_SIZE=$1 EDDY_IMAGE_THREADS=$2 EDDY_IMAGE_NICE=${3:-10} \
     "$thumb" --root "$data" --port "$PORT" --cache-mb 0 >/dev/null &
   srv=$!
   pids+=("$srv")
@@ -189,12 +189,16 @@ echo "gm convert, $cores at a time: ${R[gmN]} (images/s|CPU ms each)"
 start_eddy 4 0
 E=$(responsiveness)
 stop_server "$srv"
+start_eddy 4 0 0
+E0=$(responsiveness)
+stop_server "$srv"
 start_node
 N=$(responsiveness)
 stop_server "$srv"
 
 IFS='|' read -r e_idle e_load e_rate e_q0 e_q1 <<<"$E"
 IFS='|' read -r n_idle n_load n_rate n_q0 n_q1 <<<"$N"
+IFS='|' read -r z_idle z_load z_rate z_q0 z_q1 <<<"$E0"
 best=${R["eddy 4 0"]%|*}
 # (In awk, a bare > inside printf's arguments is a redirection.)
 div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
@@ -219,6 +223,7 @@ t2=$(awk -v r="$lat_ratio" -v l="$(p99 "$e_load")" 'BEGIN {print (r <= 2 && l < 
   echo
   echo "| /hello latency (us) | p50 idle | p99 idle | p50 under load | p99 under load | thumbnails/s meanwhile | loop's run-queue wait per slice, idle / load (us) |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
+  echo "| eddy-thumb (pool 4), image jobs not niced | $(p50 "$z_idle") | $(p99 "$z_idle") | $(p50 "$z_load") | $(p99 "$z_load") | $z_rate | $z_q0 / $z_q1 |"
   echo "| eddy-thumb (pool 4) | $(p50 "$e_idle") | $(p99 "$e_idle") | $(p50 "$e_load") | $(p99 "$e_load") | $e_rate | $e_q0 / $e_q1 |"
   echo "| node + gm module | $(p50 "$n_idle") | $(p99 "$n_idle") | $(p50 "$n_load") | $(p99 "$n_load") | $n_rate | $n_q0 / $n_q1 |"
   echo
