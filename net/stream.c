@@ -8,6 +8,7 @@
  * write that completes when the socket becomes writable delivers at once. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -227,6 +228,24 @@ int eddy_write(eddy_write_t *req, eddy_stream_t *s, const eddy_buf_t bufs[],
                      cb);
 }
 
+/* sendfile(2) has no MSG_NOSIGNAL: a peer that reset the connection would
+ * kill the process with SIGPIPE where sendmsg reports EPIPE.  Blocking the
+ * signal around each call would cost two syscalls per send; instead, the
+ * first file write sets SIGPIPE to ignored if it still has the default
+ * action (Node ignores it at start-up).  A handler the program installed
+ * is left alone. */
+static void sigpipe_ignore_once(void) {
+  static int done;
+  if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL))
+    return;
+  struct sigaction old, ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+      !(old.sa_flags & SA_SIGINFO))
+    sigaction(SIGPIPE, &ign, NULL);
+}
+
 int eddy_write_file(eddy_write_t *req, eddy_stream_t *s,
                     const eddy_buf_t bufs[], unsigned nbufs, int fd,
                     int64_t offset, size_t len, eddy_write_cb cb) {
@@ -234,6 +253,7 @@ int eddy_write_file(eddy_write_t *req, eddy_stream_t *s,
   if (req == NULL || (bufs == NULL && nbufs > 0) || fd < 0 || offset < 0 ||
       (nbufs == 0 && len == 0))
     return EDDY_EINVAL;
+  sigpipe_ignore_once();
   return queue_write(req, s, bufs, nbufs, (struct eddy__wfile_s){fd, offset, len},
                      cb);
 }

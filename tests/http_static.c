@@ -417,3 +417,44 @@ EDDY_IO_TEST(http_static, keep_alive_goes_on_after_a_large_file) {
   cr_assert(eq(int, ka_ok[1], 1), "the second answer on the connection");
   stop();
 }
+
+/* ---- A client that resets the connection mid-file --------------------------- */
+
+static int after_reset_ok;
+
+static void client_resets(http_fixture_t *f) {
+  for (int i = 0; i < 16; i++) {
+    int fd = tc_connect(f->port);
+    if (fd < 0)
+      return;
+    char buf[4096];
+    tc_sends(fd, "GET /static/mid.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /static/mid.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+    recv(fd, buf, sizeof buf, 0);
+    struct linger lg = {1, 0}; /* close with RST while the server sends */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+  }
+  usleep(50 * 1000);
+  int fd = tc_connect(f->port);
+  if (fd < 0)
+    return;
+  tc_sends(fd, "GET /static/a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+  after_reset_ok = read_response(fd, 6);
+  close(fd);
+}
+
+/* sendfile has no MSG_NOSIGNAL: without care, the reset peer's SIGPIPE
+ * would kill the server (and this test's process). */
+EDDY_IO_TEST(http_static, a_reset_mid_file_does_not_kill_the_server) {
+  start(*backend, 3600 * 1000);
+  char p[160];
+  snprintf(p, sizeof p, "%s/mid.bin", root);
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  cr_assert(fd >= 0);
+  cr_assert(eq(int, ftruncate(fd, 16 << 20), 0));
+  close(fd);
+  http_run(&fx, client_resets);
+  cr_assert(eq(int, after_reset_ok, 1));
+  stop();
+}

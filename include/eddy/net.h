@@ -114,7 +114,9 @@ EDDY_EXTERN int eddy_write(eddy_write_t *req, eddy_stream_t *s,
  * (a regular file) must stay open until cb, and its offset is not used or
  * moved.  The file's bytes count in write_queue_size.  cb hears 0 once
  * every byte left, or an error: EDDY_EIO if the file ended before offset +
- * len (it shrank).  Returns as eddy_write does. */
+ * len (it shrank).  Returns as eddy_write does.  sendfile has no
+ * MSG_NOSIGNAL: the first call sets SIGPIPE to ignored if it still has its
+ * default action (as Node does), so a reset peer is EPIPE, not death. */
 EDDY_EXTERN int eddy_write_file(eddy_write_t *req, eddy_stream_t *s,
                                 const eddy_buf_t bufs[], unsigned nbufs,
                                 int fd, int64_t offset, size_t len,
