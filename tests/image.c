@@ -143,10 +143,17 @@ Test(image, cover_of_a_big_jpeg_through_the_size_hint) {
 Test(image, rotate_by_90_swaps_the_sides) {
   from_file("in.png");
   eddy_image_rotate(&job, 90);
-  eddy_image_thumbnail(&job, 0, 320); /* GIF's quantizer is slow at size */
+  eddy_image_output(&job, EDDY_IMAGE_PNG, 0);
+  cr_assert(eq(int, img_run_job(&loop, &job), 0), "%s", job.message);
+  expect_output("PNG", 480, 640);
+}
+
+Test(image, gif_output_is_a_gif) {
+  from_file("in.jpg");
+  eddy_image_thumbnail(&job, 64, 0); /* GIF's quantizer is slow at size */
   eddy_image_output(&job, EDDY_IMAGE_GIF, 0);
   cr_assert(eq(int, img_run_job(&loop, &job), 0), "%s", job.message);
-  expect_output("GIF", 240, 320);
+  expect_output("GIF", 64, 48);
 }
 
 Test(image, strip_drops_the_comment) {
