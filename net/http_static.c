@@ -37,6 +37,7 @@ typedef struct entry_s {
   struct entry_s *chain; /* hash bucket */
   unsigned refs;       /* the cache's (while cached) and each sender's */
   int cached;
+  int revalidating; /* one request is opening the file again */
   int fd;
   uint64_t size;
   int64_t mtime;
@@ -46,7 +47,7 @@ typedef struct entry_s {
   char etag[ETAG_MAX];
   char lastmod[LASTMOD_MAX];
   size_t pathlen;
-  char path[]; /* relative to the root, NUL-terminated */
+  char path[]; /* the request's, relative to the root: the cache key */
 } entry_t;
 
 struct eddy_http_static_s {
@@ -74,6 +75,8 @@ typedef struct {
   eddy_fs_t fs;
   int fd;
   int tried_index;
+  entry_t *stale; /* the cached entry this open revalidates, or NULL */
+  size_t keylen;  /* path[0..keylen) is the request's (before an index) */
   size_t pathlen;
   char path[STATIC_PATH_MAX + 32]; /* relative; room for the index */
   char full[STATIC_PATH_MAX + 64];
@@ -400,6 +403,12 @@ static void opening_done(opening_t *op, int status) {
   eddy_http_static_t *st = op->st;
   if (op->fd >= 0)
     close(op->fd);
+  if (op->stale != NULL) {
+    op->stale->revalidating = 0;
+    if (status != 0 && op->stale->cached) /* gone, or no longer allowed */
+      cache_remove(st, op->stale);
+    entry_unref(op->stale);
+  }
   if (status != 0)
     refuse(st, op->req, op->res, status);
   free(op);
@@ -418,7 +427,7 @@ static int start_open(opening_t *op) {
 /* The entry for a regular file just opened and checked. */
 static void opened_file(opening_t *op, const eddy_stat_t *sb) {
   eddy_http_static_t *st = op->st;
-  entry_t *en = malloc(sizeof *en + op->pathlen + 1);
+  entry_t *en = malloc(sizeof *en + op->keylen + 1);
   if (en == NULL) {
     opening_done(op, 500);
     return;
@@ -437,8 +446,9 @@ static void opened_file(opening_t *op, const eddy_stat_t *sb) {
   eddy__http_date_format(line, en->mtime);
   memcpy(en->lastmod, line + 6, 29); /* after "Date: ", before CRLF */
   en->lastmod[29] = '\0';
-  en->pathlen = op->pathlen;
-  memcpy(en->path, op->path, op->pathlen + 1);
+  en->pathlen = op->keylen;
+  memcpy(en->path, op->path, op->keylen);
+  en->path[op->keylen] = '\0';
   en->st = st;
   eddy__queue_init(&en->lru);
   cache_insert(st, en);
@@ -542,8 +552,11 @@ int eddy_http_static_serve(eddy_http_static_t *st, eddy_http_req_t *req,
     refuse(st, req, res, status);
     return 1;
   }
+  /* A stale entry is opened again by one request; the others go on with
+   * it meanwhile, instead of all opening the same file at once. */
   entry_t *en = cache_find(st, op->path, op->pathlen);
-  if (en != NULL && eddy_now(st->loop) - en->validated < st->valid_ms) {
+  if (en != NULL && (en->revalidating ||
+                     eddy_now(st->loop) - en->validated < st->valid_ms)) {
     free(op);
     st->stats.cache_hits++;
     eddy__queue_remove(&en->lru);
@@ -555,6 +568,12 @@ int eddy_http_static_serve(eddy_http_static_t *st, eddy_http_req_t *req,
   op->req = req;
   op->res = res;
   op->tried_index = 0;
+  op->keylen = op->pathlen;
+  op->stale = en;
+  if (en != NULL) {
+    en->revalidating = 1;
+    en->refs++;
+  }
   st->inflight++;
   if (start_open(op) != 0)
     opening_done(op, 500);
