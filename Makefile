@@ -35,13 +35,11 @@ WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 CFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE $(OPT) -g $(DEFS) $(WARN) -fPIC \
               -fvisibility=hidden -Iinclude -Icore -Ipool -I. $(SANFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
-# GraphicsMagick (io/image*.c): its flags only where its headers are used;
-# libgomp because io/image_gm.c sets OpenMP's per-thread count itself.
-# --as-needed: a program that makes no images does not load GM at all.
+# GraphicsMagick (io/image*.c): its headers where they are used; the
+# library itself is loaded by the first image job (dlopen, io/image_gm.h
+# says why), so it is not linked.
 GM_CFLAGS := $(shell pkg-config --cflags GraphicsMagick 2>/dev/null)
-GM_LIBS := -Wl,--as-needed $(shell pkg-config --libs GraphicsMagick 2>/dev/null) \
-           -lgomp -Wl,--no-as-needed
-LIBS := -luring -lpthread $(GM_LIBS)
+LIBS := -luring -lpthread -ldl
 
 SOVERSION := 0
 VERSION := 0.1.0

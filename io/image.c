@@ -236,7 +236,7 @@ const char *eddy_image_format_mime(eddy_image_format fmt) {
 const char *eddy_image_error_name(eddy_image_error err) {
   static const char *const names[] = {
       "OK",         "ECANCELED", "EFILE", "EEMPTY",  "EFORMAT", "ECORRUPT",
-      "ETOO_LARGE", "ERESOURCE", "EOP",   "EENCODE", "EFORK"};
+      "ETOO_LARGE", "ERESOURCE", "EOP",   "EENCODE", "EFORK",   "EUNAVAILABLE"};
   if ((unsigned)err < sizeof names / sizeof names[0])
     return names[err];
   return "unknown";

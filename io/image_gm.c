@@ -16,7 +16,6 @@
  *    a size hint: libjpeg then scales in the DCT (1/2, 1/4, 1/8), the
  *    thumbnail fast path. */
 #include <fcntl.h>
-#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,8 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <magick/api.h>
-
+#include "io/image_gm.h"
 #include "io/image_internal.h"
 
 /* ---- Process-wide state -------------------------------------------------- */
@@ -52,7 +50,7 @@ static void after_fork_child(void) {
 static void limit_unless_env(ResourceType type, const char *env,
                              magick_int64_t value) {
   if (getenv(env) == NULL)
-    SetMagickResourceLimit(type, value);
+    eddy__gm.SetMagickResourceLimit(type, value);
 }
 
 /* Whether a thread may lower its nice value again after raising it
@@ -80,15 +78,18 @@ static void read_env(void) {
 }
 
 static void gm_init(void) {
+  gm_init_err = eddy__gm_load(gm_init_msg, sizeof gm_init_msg);
+  if (gm_init_err != 0)
+    return;
   ExceptionInfo ex;
-  GetExceptionInfo(&ex);
-  if (InitializeMagickEx(NULL, MAGICK_OPT_NO_SIGNAL_HANDER, &ex) !=
+  eddy__gm.GetExceptionInfo(&ex);
+  if (eddy__gm.InitializeMagickEx(NULL, MAGICK_OPT_NO_SIGNAL_HANDER, &ex) !=
       MagickPass) {
     gm_init_err = EDDY_EIO;
     snprintf(gm_init_msg, sizeof gm_init_msg, "InitializeMagickEx: %s",
              ex.reason != NULL ? ex.reason : "failed");
   }
-  DestroyExceptionInfo(&ex);
+  eddy__gm.DestroyExceptionInfo(&ex);
   if (gm_init_err != 0)
     return;
   /* The pixel cache lives in memory up to 1 GiB (all jobs together), then
@@ -140,7 +141,8 @@ static void apply_threads(void) {
   static __thread unsigned applied;
   unsigned n = threads_for(threads_env);
   if (n != applied) {
-    omp_set_num_threads((int)n);
+    if (eddy__gm.omp_set_num_threads != NULL)
+      eddy__gm.omp_set_num_threads((int)n);
     applied = n;
   }
 }
@@ -286,20 +288,20 @@ static int read_source(eddy_image_t *job, unsigned char **data, size_t *len) {
 static int ping(eddy_image_t *job, ImageInfo *info, const void *data,
                 size_t len) {
   ExceptionInfo ex;
-  GetExceptionInfo(&ex);
-  Image *img = PingBlob(info, data, len, &ex);
+  eddy__gm.GetExceptionInfo(&ex);
+  Image *img = eddy__gm.PingBlob(info, data, len, &ex);
   if (img == NULL) {
     fail_gm(job, &ex, "ping");
-    DestroyExceptionInfo(&ex);
+    eddy__gm.DestroyExceptionInfo(&ex);
     return -1;
   }
-  DestroyExceptionInfo(&ex);
+  eddy__gm.DestroyExceptionInfo(&ex);
   job->src_width = img->columns;
   job->src_height = img->rows;
   size_t n = strnlen(img->magick, sizeof job->src_format - 1);
   memcpy(job->src_format, img->magick, n);
   job->src_format[n] = '\0';
-  DestroyImageList(img);
+  eddy__gm.DestroyImageList(img);
   if (job->ping_only)
     return 0;
   const eddy_image_limits_t *l = &job->limits;
@@ -352,15 +354,15 @@ static void size_hint(const eddy_image_t *job, ImageInfo *info) {
   if (w * 2 > job->src_width || h * 2 > job->src_height)
     return;
   snprintf(size, sizeof size, "%lux%lu", w, h);
-  CloneString(&info->size, size);
+  eddy__gm.CloneString(&info->size, size);
 }
 
 static Image *decode(eddy_image_t *job, ImageInfo *info, const void *data,
                      size_t len) {
   ExceptionInfo ex;
-  GetExceptionInfo(&ex);
+  eddy__gm.GetExceptionInfo(&ex);
   size_hint(job, info);
-  Image *img = BlobToImage(info, data, len, &ex);
+  Image *img = eddy__gm.BlobToImage(info, data, len, &ex);
   if (img == NULL) {
     fail_gm(job, &ex, "decode");
   } else if (!job->lenient && ex.severity == CorruptImageWarning) {
@@ -369,16 +371,16 @@ static Image *decode(eddy_image_t *job, ImageInfo *info, const void *data,
     fail_gm(job, &ex, "decode");
     job->error = EDDY_IMAGE_ECORRUPT;
     job->status = EDDY_EINVAL;
-    DestroyImageList(img);
+    eddy__gm.DestroyImageList(img);
     img = NULL;
   }
-  DestroyExceptionInfo(&ex);
+  eddy__gm.DestroyExceptionInfo(&ex);
   /* Only the first frame (of a GIF, a TIFF...) is kept. */
   if (img != NULL && img->next != NULL) {
     Image *rest = img->next; /* unlinked first: GM rewinds a list */
     img->next = NULL;
     rest->previous = NULL;
-    DestroyImageList(rest);
+    eddy__gm.DestroyImageList(rest);
   }
   return img;
 }
@@ -395,7 +397,7 @@ static void repage(Image *img) {
 static Image *crop(Image *img, long x, long y, unsigned long w, unsigned long h,
                    ExceptionInfo *ex) {
   RectangleInfo r = {w, h, x, y};
-  Image *out = CropImage(img, &r, ex);
+  Image *out = eddy__gm.CropImage(img, &r, ex);
   if (out != NULL)
     repage(out);
   return out;
@@ -415,12 +417,12 @@ static Image *fit(Image *img, const eddy_image_op_t *op, ExceptionInfo *ex) {
     w = w < op->w ? op->w : w;
     h = h < op->h ? op->h : h;
   }
-  Image *t = ThumbnailImage(img, w, h, ex);
+  Image *t = eddy__gm.ThumbnailImage(img, w, h, ex);
   if (t == NULL || !cover || (w == op->w && h == op->h))
     return t;
   Image *c =
       crop(t, (long)(w - op->w) / 2, (long)(h - op->h) / 2, op->w, op->h, ex);
-  DestroyImage(t);
+  eddy__gm.DestroyImage(t);
   return c;
 }
 
@@ -447,19 +449,19 @@ static Image *apply(eddy_image_t *job, Image *img, const eddy_image_op_t *op,
     if (h == 0)
       h = scaled(img->rows, (double)w / img->columns);
     return op->type == EDDY_IMAGE_OP_RESIZE
-               ? ResizeImage(img, w, h, LanczosFilter, 1.0, ex)
-               : ThumbnailImage(img, w, h, ex);
+               ? eddy__gm.ResizeImage(img, w, h, LanczosFilter, 1.0, ex)
+               : eddy__gm.ThumbnailImage(img, w, h, ex);
   case EDDY_IMAGE_OP_FIT:
     return fit(img, op, ex);
   case EDDY_IMAGE_OP_ROTATE: {
-    Image *r = RotateImage(img, op->degrees, ex);
+    Image *r = eddy__gm.RotateImage(img, op->degrees, ex);
     if (r != NULL)
       repage(r);
     return r;
   }
   case EDDY_IMAGE_OP_STRIP:
-    if (StripImage(img) != MagickPass)
-      GetImageException(img, ex);
+    if (eddy__gm.StripImage(img) != MagickPass)
+      eddy__gm.GetImageException(img, ex);
     return img;
   }
   eddy__image_fail(job, EDDY_IMAGE_EOP, EDDY_EINVAL, "unknown operation %d",
@@ -470,19 +472,19 @@ static Image *apply(eddy_image_t *job, Image *img, const eddy_image_op_t *op,
 static Image *apply_all(eddy_image_t *job, Image *img) {
   for (unsigned i = 0; i < job->nops && img != NULL; i++) {
     ExceptionInfo ex;
-    GetExceptionInfo(&ex);
+    eddy__gm.GetExceptionInfo(&ex);
     Image *next = apply(job, img, &job->ops[i], &ex);
     if (next == NULL && job->error == EDDY_IMAGE_OK)
       fail_gm(job, &ex, "transform");
     else if (next != NULL && ex.severity >= ErrorException) {
       fail_gm(job, &ex, "transform");
       if (next != img)
-        DestroyImage(next);
+        eddy__gm.DestroyImage(next);
       next = NULL;
     }
-    DestroyExceptionInfo(&ex);
+    eddy__gm.DestroyExceptionInfo(&ex);
     if (next != img)
-      DestroyImage(img);
+      eddy__gm.DestroyImage(img);
     img = next;
   }
   return img;
@@ -501,7 +503,7 @@ static void encode(eddy_image_t *job, ImageInfo *info, Image *img) {
   static const char *const magick[] = {"JPEG", "JPEG", "PNG", "WEBP", "GIF"};
   eddy_image_format fmt = output_format(job);
   ExceptionInfo ex;
-  GetExceptionInfo(&ex);
+  eddy__gm.GetExceptionInfo(&ex);
   snprintf(img->magick, sizeof img->magick, "%s", magick[fmt]);
   snprintf(info->magick, sizeof info->magick, "%s", magick[fmt]);
   if (job->quality > 0)
@@ -512,13 +514,13 @@ static void encode(eddy_image_t *job, ImageInfo *info, Image *img) {
   if (job->dst_path != NULL) {
     snprintf(img->filename, sizeof img->filename, "%s:%s", magick[fmt],
              job->dst_path);
-    if (WriteImage(info, img) != MagickPass) {
-      GetImageException(img, &ex);
+    if (eddy__gm.WriteImage(info, img) != MagickPass) {
+      eddy__gm.GetImageException(img, &ex);
       fail_gm(job, &ex, "encode");
     }
   } else {
     size_t len = 0;
-    void *blob = ImageToBlob(info, img, &len, &ex);
+    void *blob = eddy__gm.ImageToBlob(info, img, &len, &ex);
     if (blob == NULL || len == 0) {
       fail_gm(job, &ex, "encode");
       free(blob);
@@ -529,13 +531,13 @@ static void encode(eddy_image_t *job, ImageInfo *info, Image *img) {
       job->out_len = len;
     }
   }
-  DestroyExceptionInfo(&ex);
+  eddy__gm.DestroyExceptionInfo(&ex);
 }
 
 /* ---- The job ------------------------------------------------------------- */
 
 static void run_pipeline(eddy_image_t *job, const void *data, size_t len) {
-  ImageInfo *info = CloneImageInfo(NULL);
+  ImageInfo *info = eddy__gm.CloneImageInfo(NULL);
   if (info == NULL) {
     eddy__image_fail(job, EDDY_IMAGE_ERESOURCE, EDDY_ENOMEM, "out of memory");
     return;
@@ -544,7 +546,7 @@ static void run_pipeline(eddy_image_t *job, const void *data, size_t len) {
   if (fmt == NULL) {
     eddy__image_fail(job, EDDY_IMAGE_EFORMAT, EDDY_EINVAL,
                      "not a JPEG, PNG, GIF, WebP, BMP or TIFF image");
-    DestroyImageInfo(info);
+    eddy__gm.DestroyImageInfo(info);
     return;
   }
   /* That decoder and no other: GM does not guess again. */
@@ -557,10 +559,10 @@ static void run_pipeline(eddy_image_t *job, const void *data, size_t len) {
     img = img != NULL ? apply_all(job, img) : NULL;
     if (img != NULL) {
       encode(job, info, img);
-      DestroyImage(img);
+      eddy__gm.DestroyImage(img);
     }
   }
-  DestroyImageInfo(info);
+  eddy__gm.DestroyImageInfo(info);
 }
 
 void eddy__image_execute(eddy_image_t *job) {
@@ -572,7 +574,8 @@ void eddy__image_execute(eddy_image_t *job) {
   }
   pthread_once(&gm_once, gm_init);
   if (gm_init_err != 0) {
-    eddy__image_fail(job, EDDY_IMAGE_ERESOURCE, gm_init_err, "%s", gm_init_msg);
+    eddy__image_fail(job, EDDY_IMAGE_EUNAVAILABLE, gm_init_err, "%s",
+                     gm_init_msg);
     return;
   }
   apply_threads();

@@ -12,6 +12,7 @@ static eddy_loop_t loop;
 static eddy_image_t job;
 
 static void setup(void) {
+  img_skip_under_valgrind();
   img_dir_make();
   cr_assert(eq(int, eddy_loop_init(&loop), 0));
   eddy_image_init(&job);

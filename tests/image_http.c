@@ -79,6 +79,7 @@ static int cache_posts = 1;
 static void start(const char *backend, size_t max_body) {
   eddy_http_server_options_t hopts;
   eddy_thumb_options_t topts;
+  img_skip_under_valgrind();
   img_dir_make();
   GM("convert", "-size", "640x480", "plasma:fractal", "-quality", "85",
      (char *)img_path("a.jpg"));

@@ -82,21 +82,23 @@ typedef struct {
 /* Exactly what went wrong; the callback's status is the coarse errno. */
 typedef enum {
   EDDY_IMAGE_OK = 0,
-  EDDY_IMAGE_ECANCELED,  /* cancelled while queued */
-  EDDY_IMAGE_EFILE,      /* the source could not be opened or read
-                            (status: its errno) */
-  EDDY_IMAGE_EEMPTY,     /* zero bytes of input */
-  EDDY_IMAGE_EFORMAT,    /* not an image GraphicsMagick can read */
-  EDDY_IMAGE_ECORRUPT,   /* an image, but damaged or truncated */
-  EDDY_IMAGE_ETOO_LARGE, /* over the pixel, width, height or input-size
-                            limit (status EDDY_EFBIG) */
-  EDDY_IMAGE_ERESOURCE,  /* GraphicsMagick's memory or disk cache limit,
-                            or out of memory (EDDY_ENOMEM) */
-  EDDY_IMAGE_EOP,        /* an operation does not fit the image (a crop
-                            outside it, ...): EDDY_EINVAL */
-  EDDY_IMAGE_EENCODE,    /* writing the output failed (EDDY_EIO) */
-  EDDY_IMAGE_EFORK       /* GraphicsMagick was initialised before this
-                            process forked (EDDY_EBUSY) */
+  EDDY_IMAGE_ECANCELED,   /* cancelled while queued */
+  EDDY_IMAGE_EFILE,       /* the source could not be opened or read
+                             (status: its errno) */
+  EDDY_IMAGE_EEMPTY,      /* zero bytes of input */
+  EDDY_IMAGE_EFORMAT,     /* not an image GraphicsMagick can read */
+  EDDY_IMAGE_ECORRUPT,    /* an image, but damaged or truncated */
+  EDDY_IMAGE_ETOO_LARGE,  /* over the pixel, width, height or input-size
+                             limit (status EDDY_EFBIG) */
+  EDDY_IMAGE_ERESOURCE,   /* GraphicsMagick's memory or disk cache limit,
+                             or out of memory (EDDY_ENOMEM) */
+  EDDY_IMAGE_EOP,         /* an operation does not fit the image (a crop
+                             outside it, ...): EDDY_EINVAL */
+  EDDY_IMAGE_EENCODE,     /* writing the output failed (EDDY_EIO) */
+  EDDY_IMAGE_EFORK,       /* GraphicsMagick was initialised before this
+                             process forked (EDDY_EBUSY) */
+  EDDY_IMAGE_EUNAVAILABLE /* GraphicsMagick's library could not be loaded
+                             (EDDY_ENOSYS) */
 } eddy_image_error;
 
 typedef struct {
