@@ -358,3 +358,26 @@ FS_TEST(fs, fs_access_chmod_utime) {
          EDDY_ENOENT);
   fs_teardown();
 }
+
+/* More buffers than the request holds inline: the array is copied to the
+ * heap and freed before the callback. */
+FS_TEST(fs, fs_vectored_io_with_many_buffers) {
+  fs_setup(mode);
+  int fd = open(P("v"), O_RDWR | O_CREAT, 0644);
+  cr_assert(fd >= 0);
+  char parts[9][2] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+  eddy_buf_t out[9];
+  for (int i = 0; i < 9; i++)
+    out[i] = eddy_buf_init(parts[i], 1);
+  EXPECT(&req, eddy_fs_write(&fs_loop, &req, fd, out, 9, 0, fs_on_done), 9);
+  cr_assert(req.bufs == NULL);
+  char back[9][1];
+  eddy_buf_t in[9];
+  for (int i = 0; i < 9; i++)
+    in[i] = eddy_buf_init(back[8 - i], 1); /* reversed on purpose */
+  EXPECT(&req, eddy_fs_read(&fs_loop, &req, fd, in, 9, 0, fs_on_done), 9);
+  for (int i = 0; i < 9; i++)
+    cr_assert(eq(chr, back[8 - i][0], (char)('a' + i)));
+  close(fd);
+  fs_teardown();
+}
