@@ -14,18 +14,18 @@
 
 /* Both streams' state bits. */
 enum {
-  S_OPENING = 1u << 0,  /* an open by path is in flight */
-  S_BUSY = 1u << 1,     /* a read or write is in flight */
-  S_TICK = 1u << 2,     /* a tick is queued */
-  S_STARTED = 1u << 3,  /* readable: start was called */
-  S_PAUSED = 1u << 4,   /* readable: paused */
-  S_EOF = 1u << 5,      /* readable: no more reads */
-  S_DONE = 1u << 6,     /* end or error delivered; writable: finished */
-  S_CLOSING = 1u << 7,  /* close / end / destroy called */
+  S_OPENING = 1u << 0,   /* an open by path is in flight */
+  S_BUSY = 1u << 1,      /* a read or write is in flight */
+  S_TICK = 1u << 2,      /* a tick is queued */
+  S_STARTED = 1u << 3,   /* readable: start was called */
+  S_PAUSED = 1u << 4,    /* readable: paused */
+  S_EOF = 1u << 5,       /* readable: no more reads */
+  S_DONE = 1u << 6,      /* end or error delivered; writable: finished */
+  S_CLOSING = 1u << 7,   /* close / end / destroy called */
   S_FINISHING = 1u << 8, /* fsync or close of the file in flight */
-  S_SYNCED = 1u << 9,   /* writable: fsync done */
-  S_DRAIN = 1u << 10,   /* writable: write said full */
-  S_ERR_SENT = 1u << 11 /* writable: error callback ran */
+  S_SYNCED = 1u << 9,    /* writable: fsync done */
+  S_DRAIN = 1u << 10,    /* writable: write said full */
+  S_ERR_SENT = 1u << 11  /* writable: error callback ran */
 };
 
 static int tick(eddy_loop_t *loop, unsigned *state, void (*cb)(void *),
@@ -38,7 +38,8 @@ static int tick(eddy_loop_t *loop, unsigned *state, void (*cb)(void *),
   return err;
 }
 
-/* ---- Readable ------------------------------------------------------------- */
+/* ---- Readable -------------------------------------------------------------
+ */
 
 static void r_pump(eddy_file_rstream_t *rs);
 
@@ -241,9 +242,8 @@ again:
       return;
     }
   }
-  if (!(rs->state & (S_BUSY | S_EOF | S_OPENING | S_DONE)) &&
-      rs->error == 0 && rs->fd >= 0 &&
-      rs->queued_bytes < rs->opts.high_water_mark) {
+  if (!(rs->state & (S_BUSY | S_EOF | S_OPENING | S_DONE)) && rs->error == 0 &&
+      rs->fd >= 0 && rs->queued_bytes < rs->opts.high_water_mark) {
     r_read(rs);
     if (rs->error != 0) /* the submission failed: tell it */
       goto again;
@@ -302,7 +302,8 @@ void eddy_file_rstream_close(eddy_file_rstream_t *rs,
     r_close_step(rs);
 }
 
-/* ---- Writable ------------------------------------------------------------- */
+/* ---- Writable -------------------------------------------------------------
+ */
 
 static void w_pump(eddy_file_wstream_t *ws);
 
@@ -347,8 +348,8 @@ int eddy_file_wstream_open(eddy_loop_t *loop, eddy_file_wstream_t *ws,
     return EDDY_EINVAL;
   w_init(loop, ws, o, (flags & O_APPEND) != 0);
   ws->req.data = ws;
-  int err = eddy_fs_open(loop, &ws->req, path, O_WRONLY | O_CREAT | flags,
-                         mode, w_on_open);
+  int err = eddy_fs_open(loop, &ws->req, path, O_WRONLY | O_CREAT | flags, mode,
+                         w_on_open);
   if (err == 0)
     ws->state |= S_OPENING;
   return err;
@@ -467,8 +468,8 @@ static void w_write(eddy_file_wstream_t *ws) {
     bufs[n] = eddy_buf_init(ws->queue[i].base + skip, ws->queue[i].len - skip);
   }
   ws->req.data = ws;
-  int err = eddy_fs_write(ws->loop, &ws->req, ws->fd, bufs, n, ws->pos,
-                          w_on_write);
+  int err =
+      eddy_fs_write(ws->loop, &ws->req, ws->fd, bufs, n, ws->pos, w_on_write);
   if (err == 0) {
     ws->state |= S_BUSY;
     return;
@@ -500,7 +501,8 @@ static void w_pump(eddy_file_wstream_t *ws) {
     if (ws->state & S_BUSY)
       return;
   }
-  if ((ws->state & S_DRAIN) && ws->write_queue_size < ws->opts.high_water_mark &&
+  if ((ws->state & S_DRAIN) &&
+      ws->write_queue_size < ws->opts.high_water_mark &&
       !(ws->state & S_CLOSING)) {
     ws->state &= ~S_DRAIN;
     if (ws->drain_cb != NULL)

@@ -43,7 +43,8 @@ struct eddy__pipe_dst_ops_s {
   void (*stop)(eddy_pipe_t *p);
 };
 
-/* ---- The pipe --------------------------------------------------------------- */
+/* ---- The pipe ---------------------------------------------------------------
+ */
 
 static void pipe_detach(eddy_pipe_t *p) {
   p->sops->stop(p);
@@ -96,7 +97,8 @@ static void pipe_src_end(eddy_pipe_t *p) {
     pipe_fail(p, err);
 }
 
-/* ---- Socket ends -------------------------------------------------------------- */
+/* ---- Socket ends
+ * -------------------------------------------------------------- */
 
 static eddy_stream_t *sock(const eddy_pipe_end_t *e) {
   return e->ptr;
@@ -205,11 +207,11 @@ static void sock_dst_stop(eddy_pipe_t *p) {
   p->sd.data = NULL; /* a shutdown still queued tells nobody */
 }
 
-static const struct eddy__pipe_dst_ops_s sock_dst = {sock_dst_write,
-                                                     sock_dst_end,
-                                                     sock_dst_stop};
+static const struct eddy__pipe_dst_ops_s sock_dst = {
+    sock_dst_write, sock_dst_end, sock_dst_stop};
 
-/* ---- File ends ----------------------------------------------------------------- */
+/* ---- File ends
+ * ----------------------------------------------------------------- */
 
 static eddy_file_rstream_t *rfile(const eddy_pipe_end_t *e) {
   return e->ptr;
@@ -297,7 +299,8 @@ static void wfile_stop(eddy_pipe_t *p) {
 static const struct eddy__pipe_dst_ops_s wfile_dst = {wfile_write, wfile_end,
                                                       wfile_stop};
 
-/* ---- The API -------------------------------------------------------------------- */
+/* ---- The API
+ * -------------------------------------------------------------------- */
 
 /* The end's loop and whether it can play its part, or an error. */
 static int check_src(const eddy_pipe_end_t *e, eddy_loop_t **loop) {

@@ -33,9 +33,9 @@
 
 /* One opened file: shared by the cache and the responses sending it. */
 typedef struct entry_s {
-  eddy_queue_t lru;    /* st->lru, most recent first, while cached */
+  eddy_queue_t lru;      /* st->lru, most recent first, while cached */
   struct entry_s *chain; /* hash bucket */
-  unsigned refs;       /* the cache's (while cached) and each sender's */
+  unsigned refs;         /* the cache's (while cached) and each sender's */
   int cached;
   int revalidating; /* one request is opening the file again */
   int fd;
@@ -52,7 +52,7 @@ typedef struct entry_s {
 
 struct eddy_http_static_s {
   eddy_loop_t *loop;
-  char *root;     /* real path, no trailing slash */
+  char *root; /* real path, no trailing slash */
   size_t rootlen;
   char *prefix;
   size_t prefixlen;
@@ -84,7 +84,8 @@ typedef struct {
 
 static void static_unref(eddy_http_static_t *st);
 
-/* ---- Content types -------------------------------------------------------- */
+/* ---- Content types --------------------------------------------------------
+ */
 
 static const struct {
   const char *ext;
@@ -130,7 +131,8 @@ static const char *content_type(const char *path) {
   return "application/octet-stream";
 }
 
-/* ---- The path: decoding and the jail's first wall ------------------------- */
+/* ---- The path: decoding and the jail's first wall -------------------------
+ */
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9')
@@ -186,7 +188,8 @@ static int decode_path(const char *p, size_t n, char *out, size_t cap,
   return 0;
 }
 
-/* ---- The open-file cache -------------------------------------------------- */
+/* ---- The open-file cache --------------------------------------------------
+ */
 
 static unsigned hash(const char *s, size_t n) {
   unsigned h = 2166136261u; /* FNV-1a */
@@ -213,8 +216,7 @@ static void cache_remove(eddy_http_static_t *st, entry_t *en) {
   entry_unref(en);
 }
 
-static entry_t *cache_find(eddy_http_static_t *st, const char *path,
-                           size_t n) {
+static entry_t *cache_find(eddy_http_static_t *st, const char *path, size_t n) {
   if (st->nbuckets == 0)
     return NULL;
   entry_t *en = st->buckets[hash(path, n) % st->nbuckets];
@@ -243,7 +245,8 @@ static void cache_insert(eddy_http_static_t *st, entry_t *en) {
   st->stats.cached++;
 }
 
-/* ---- Answering ------------------------------------------------------------ */
+/* ---- Answering ------------------------------------------------------------
+ */
 
 static void refuse(eddy_http_static_t *st, eddy_http_req_t *req,
                    eddy_http_res_t *res, int status) {
@@ -395,7 +398,8 @@ static void answer(eddy_http_static_t *st, eddy_http_req_t *req,
   }
 }
 
-/* ---- Opening: the jail's second wall -------------------------------------- */
+/* ---- Opening: the jail's second wall --------------------------------------
+ */
 
 static void open_step(eddy_fs_t *fs);
 
@@ -506,9 +510,9 @@ static void open_step(eddy_fs_t *fs) {
     close(op->fd);
     op->fd = -1;
     op->tried_index = 1;
-    op->pathlen += (size_t)snprintf(op->path + op->pathlen,
-                                    sizeof op->path - op->pathlen, "%s%s",
-                                    op->pathlen > 0 ? "/" : "", st->index);
+    op->pathlen +=
+        (size_t)snprintf(op->path + op->pathlen, sizeof op->path - op->pathlen,
+                         "%s%s", op->pathlen > 0 ? "/" : "", st->index);
     err = start_open(op);
     break;
   }
@@ -516,7 +520,8 @@ static void open_step(eddy_fs_t *fs) {
     opening_done(op, 500);
 }
 
-/* ---- The handler ------------------------------------------------------------ */
+/* ---- The handler ------------------------------------------------------------
+ */
 
 void eddy_http_static_options_init(eddy_http_static_options_t *o) {
   memset(o, 0, sizeof *o);
@@ -545,8 +550,8 @@ int eddy_http_static_serve(eddy_http_static_t *st, eddy_http_req_t *req,
     refuse(st, req, res, 500);
     return 1;
   }
-  int status = decode_path(p + skip, n - skip, op->path,
-                           STATIC_PATH_MAX, &op->pathlen);
+  int status =
+      decode_path(p + skip, n - skip, op->path, STATIC_PATH_MAX, &op->pathlen);
   if (status != 0) {
     free(op);
     refuse(st, req, res, status);
@@ -555,8 +560,8 @@ int eddy_http_static_serve(eddy_http_static_t *st, eddy_http_req_t *req,
   /* A stale entry is opened again by one request; the others go on with
    * it meanwhile, instead of all opening the same file at once. */
   entry_t *en = cache_find(st, op->path, op->pathlen);
-  if (en != NULL && (en->revalidating ||
-                     eddy_now(st->loop) - en->validated < st->valid_ms)) {
+  if (en != NULL &&
+      (en->revalidating || eddy_now(st->loop) - en->validated < st->valid_ms)) {
     free(op);
     st->stats.cache_hits++;
     eddy__queue_remove(&en->lru);

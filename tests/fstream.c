@@ -89,7 +89,8 @@ EDDY_IO_TEST(fstream, reads_a_file_in_chunks) {
   eddy_file_rstream_options_init(&o);
   o.chunk_size = 65536;
   cr_assert(eq(int, eddy_file_rstream_open(&loop, &rs, path, &o), 0));
-  cr_assert(eq(int, eddy_file_rstream_start(&rs, on_data, on_end, on_error), 0));
+  cr_assert(
+      eq(int, eddy_file_rstream_start(&rs, on_data, on_end, on_error), 0));
   cr_assert(eq(sz, chunks, 0)); /* never inside start */
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, ends, 1));
@@ -113,7 +114,8 @@ EDDY_IO_TEST(fstream, reads_a_range_of_an_open_descriptor) {
   o.end = 70999; /* inclusive */
   o.chunk_size = 10000;
   cr_assert(eq(int, eddy_file_rstream_open_fd(&loop, &rs, fd, &o), 0));
-  cr_assert(eq(int, eddy_file_rstream_start(&rs, on_data, on_end, on_error), 0));
+  cr_assert(
+      eq(int, eddy_file_rstream_start(&rs, on_data, on_end, on_error), 0));
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, ends, 1));
   cr_assert(eq(sz, got_bytes, 70000));
@@ -168,9 +170,8 @@ EDDY_IO_TEST(fstream, pause_holds_data_until_resume) {
 EDDY_IO_TEST(fstream, a_missing_file_is_one_error) {
   reset();
   eddy_test_loop_init(&loop, *backend);
-  cr_assert(eq(int,
-               eddy_file_rstream_open(&loop, &rs, "/nonexistent/eddy/x", NULL),
-               0));
+  cr_assert(eq(
+      int, eddy_file_rstream_open(&loop, &rs, "/nonexistent/eddy/x", NULL), 0));
   eddy_file_rstream_start(&rs, on_data, on_end, on_error);
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, errors, 1));
@@ -219,7 +220,8 @@ static void on_werror(eddy_file_wstream_t *w, int err) {
 static void write_more(eddy_file_wstream_t *w) {
   char buf[10000];
   while (written < to_write) {
-    size_t n = to_write - written < sizeof buf ? to_write - written : sizeof buf;
+    size_t n =
+        to_write - written < sizeof buf ? to_write - written : sizeof buf;
     for (size_t i = 0; i < n; i++)
       buf[i] = pattern(written + i);
     int r = eddy_file_wstream_write(w, buf, n);
@@ -265,8 +267,8 @@ EDDY_IO_TEST(fstream, writes_with_backpressure_then_finishes) {
   eddy_file_wstream_options_init(&o);
   o.high_water_mark = 32768;
   o.flags = EDDY_FILE_WSTREAM_FSYNC;
-  cr_assert(eq(int, eddy_file_wstream_open(&loop, &ws, path, O_TRUNC, 0644, &o),
-               0));
+  cr_assert(
+      eq(int, eddy_file_wstream_open(&loop, &ws, path, O_TRUNC, 0644, &o), 0));
   eddy_file_wstream_set_drain_cb(&ws, on_drain);
   eddy_file_wstream_set_error_cb(&ws, on_werror);
   write_more(&ws);
@@ -286,8 +288,8 @@ EDDY_IO_TEST(fstream, writes_with_backpressure_then_finishes) {
 EDDY_IO_TEST(fstream, a_write_stream_on_a_directory_fails_once) {
   finishes = werrors = 0;
   eddy_test_loop_init(&loop, *backend);
-  cr_assert(eq(int, eddy_file_wstream_open(&loop, &ws, "/tmp", 0, 0644, NULL),
-               0));
+  cr_assert(
+      eq(int, eddy_file_wstream_open(&loop, &ws, "/tmp", 0, 0644, NULL), 0));
   eddy_file_wstream_set_error_cb(&ws, on_werror);
   cr_assert(eq(int, eddy_file_wstream_write(&ws, "abc", 3), 0));
   eddy_run(&loop, EDDY_RUN_DEFAULT);
@@ -305,9 +307,8 @@ EDDY_IO_TEST(fstream, destroy_drops_what_is_queued) {
   snprintf(path, sizeof path, "/tmp/eddy-fstream-d-%d", getpid());
   finishes = werrors = 0;
   eddy_test_loop_init(&loop, *backend);
-  cr_assert(eq(int, eddy_file_wstream_open(&loop, &ws, path, O_TRUNC, 0644,
-                                           NULL),
-               0));
+  cr_assert(eq(
+      int, eddy_file_wstream_open(&loop, &ws, path, O_TRUNC, 0644, NULL), 0));
   eddy_file_wstream_set_error_cb(&ws, on_werror);
   static char big[100000];
   eddy_file_wstream_write(&ws, big, sizeof big);

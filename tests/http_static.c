@@ -15,7 +15,8 @@ static http_fixture_t fx;
 static eddy_http_static_t *files;
 static char dir[64], root[96];
 
-/* ---- The tree served ------------------------------------------------------ */
+/* ---- The tree served ------------------------------------------------------
+ */
 
 static void put(const char *rel, const char *content) {
   char p[256];
@@ -152,16 +153,16 @@ static const char *body(const run_t *r) {
 }
 
 /* Every case's outputs, kept for the test thread to check. */
-static run_t r_get, r_head, r_range, r_suffix, r_open, r_416, r_multi,
-    r_inm, r_ims, r_ims_old, r_html, r_css, r_bin, r_dir, r_dir_bare,
-    r_empty, r_missing, r_post, r_alias, r_inner;
+static run_t r_get, r_head, r_range, r_suffix, r_open, r_416, r_multi, r_inm,
+    r_ims, r_ims_old, r_html, r_css, r_bin, r_dir, r_dir_bare, r_empty,
+    r_missing, r_post, r_alias, r_inner;
 #define NTRAV 10
 static const char *trav_paths[NTRAV] = {
-    "/static/../outside.txt",      "/static/%2e%2e/outside.txt",
-    "/static/%2E%2E/outside.txt",  "/static/..%2foutside.txt",
+    "/static/../outside.txt",       "/static/%2e%2e/outside.txt",
+    "/static/%2E%2E/outside.txt",   "/static/..%2foutside.txt",
     "/static/%2e%2e%2foutside.txt", "/static/sub/..%5c..%5coutside.txt",
-    "/static/a.txt%00.html",       "/static/link.txt",
-    "/static/up/outside.txt",      "/static/../Makefile"};
+    "/static/a.txt%00.html",        "/static/link.txt",
+    "/static/up/outside.txt",       "/static/../Makefile"};
 static run_t r_trav[NTRAV];
 
 static void client_suite(http_fixture_t *f) {
@@ -179,9 +180,9 @@ static void client_suite(http_fixture_t *f) {
   r_inm = *get("/static/a.txt", "-H", inm, NULL, NULL);
   snprintf(ims, sizeof ims, "If-Modified-Since: %s", lastmod);
   r_ims = *get("/static/a.txt", "-H", ims, NULL, NULL);
-  r_ims_old = *get("/static/a.txt", "-H",
-                   "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT", NULL,
-                   NULL);
+  r_ims_old =
+      *get("/static/a.txt", "-H",
+           "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT", NULL, NULL);
   r_html = *get("/static/page.html", NULL, NULL, NULL, NULL);
   r_css = *get("/static/style.css", NULL, NULL, NULL, NULL);
   r_bin = *get("/static/data.bin", NULL, NULL, NULL, NULL);
@@ -200,8 +201,7 @@ static void expect(const run_t *r, int status, const char *text) {
   cr_assert(eq(int, r->rc, 0), "curl failed: %s", r->out);
   cr_assert(eq(int, r->status, status), "%s", r->out);
   if (text != NULL)
-    cr_assert_not_null(strstr(r->out, text), "want '%s' in:\n%s", text,
-                       r->out);
+    cr_assert_not_null(strstr(r->out, text), "want '%s' in:\n%s", text, r->out);
 }
 
 EDDY_IO_TEST(http_static, answers_get_head_ranges_and_conditionals) {
@@ -253,8 +253,8 @@ EDDY_IO_TEST(http_static, the_root_is_a_jail) {
   for (int i = 0; i < NTRAV; i++) {
     const run_t *r = &r_trav[i];
     cr_assert(eq(int, r->rc, 0), "%s: curl: %s", trav_paths[i], r->out);
-    cr_assert(r->status == 403 || r->status == 404, "%s: %d\n%s",
-              trav_paths[i], r->status, r->out);
+    cr_assert(r->status == 403 || r->status == 404, "%s: %d\n%s", trav_paths[i],
+              r->status, r->out);
     cr_assert_null(strstr(r->out, SECRET), "%s leaked:\n%s", trav_paths[i],
                    r->out);
     cr_assert_null(strstr(r->out, "inner makefile"), "%s", r->out);
@@ -262,7 +262,8 @@ EDDY_IO_TEST(http_static, the_root_is_a_jail) {
   stop();
 }
 
-/* ---- A changed file is seen ------------------------------------------------ */
+/* ---- A changed file is seen ------------------------------------------------
+ */
 
 static run_t r_before, r_after;
 
@@ -283,7 +284,8 @@ EDDY_IO_TEST(http_static, a_changed_file_is_seen_after_revalidation) {
   stop();
 }
 
-/* ---- Pipelined file responses keep their order ------------------------------ */
+/* ---- Pipelined file responses keep their order ------------------------------
+ */
 
 static char pipelined[4096];
 static size_t pipelined_len;
@@ -308,9 +310,8 @@ EDDY_IO_TEST(http_static, pipelined_file_responses_keep_their_order) {
   start(*backend, 3600 * 1000);
   http_run(&fx, client_pipelined);
   const char *p = pipelined;
-  static const char *want[] = {"200 OK", "alpha\n", "200 OK", "200 OK",
-                               "bravo\n", "404 Not Found", "200 OK",
-                               "alpha\n"};
+  static const char *want[] = {"200 OK",  "alpha\n",       "200 OK", "200 OK",
+                               "bravo\n", "404 Not Found", "200 OK", "alpha\n"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
     const char *q = strstr(p, want[i]);
     cr_assert_not_null(q, "'%s' (#%zu) missing after:\n%s", want[i], i, p);
@@ -320,7 +321,8 @@ EDDY_IO_TEST(http_static, pipelined_file_responses_keep_their_order) {
   stop();
 }
 
-/* ---- 100 MB through curl ------------------------------------------------------- */
+/* ---- 100 MB through curl
+ * ------------------------------------------------------- */
 
 #define BIG (100u << 20)
 static char big_out[256];
@@ -418,7 +420,8 @@ EDDY_IO_TEST(http_static, keep_alive_goes_on_after_a_large_file) {
   stop();
 }
 
-/* ---- A client that resets the connection mid-file --------------------------- */
+/* ---- A client that resets the connection mid-file ---------------------------
+ */
 
 static int after_reset_ok;
 

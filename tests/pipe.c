@@ -166,9 +166,9 @@ EDDY_IO_TEST(pipe, file_to_a_slow_socket_keeps_memory_bounded) {
   eddy_file_rstream_options_t o;
   eddy_file_rstream_options_init(&o); /* 64 KB chunks, 64 KB ahead */
   cr_assert(eq(int, eddy_file_rstream_open(&loop, &rs, src_path, &o), 0));
-  int err = eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
-                             eddy_pipe_socket(&conn.stream), 0,
-                             file_to_socket_done);
+  int err =
+      eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
+                       eddy_pipe_socket(&conn.stream), 0, file_to_socket_done);
   cr_assert(eq(int, err, 0), "%s", eddy_err_name(err));
   eddy_timer_init(&loop, &sampler);
   eddy_timer_start(&sampler, sample, 1, 1);
@@ -181,15 +181,16 @@ EDDY_IO_TEST(pipe, file_to_a_slow_socket_keeps_memory_bounded) {
   cr_assert(eq(u64, client_hash, want));
   /* The file's high-water mark plus the socket's, with a chunk in flight
    * on each side: far below the 32 MB that went through. */
-  size_t bound = 2 * (o.high_water_mark + o.chunk_size) +
-                 EDDY_STREAM_HIGH_WATER_MARK;
+  size_t bound =
+      2 * (o.high_water_mark + o.chunk_size) + EDDY_STREAM_HIGH_WATER_MARK;
   cr_assert(max_slab <= bound, "slab peaked at %zu, bound %zu", max_slab,
             bound);
   cr_assert(max_slab > 0);
   unlink(src_path);
 }
 
-/* ---- Socket to file ----------------------------------------------------------- */
+/* ---- Socket to file
+ * ----------------------------------------------------------- */
 
 #define UPLOAD (8u << 20)
 static uint64_t sent_hash;
@@ -238,12 +239,12 @@ EDDY_IO_TEST(pipe, socket_to_file_is_byte_identical) {
   cr_assert(eq(int, pthread_create(&thread, NULL, writer, NULL), 0));
   while (!conn_ready)
     eddy_run(&loop, EDDY_RUN_ONCE);
-  cr_assert(eq(int, eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC,
-                                           0644, NULL),
-               0));
-  int err = eddy_stream_pipe(&pipe_, eddy_pipe_socket(&conn.stream),
-                             eddy_pipe_file_writer(&ws), 0,
-                             socket_to_file_done);
+  cr_assert(
+      eq(int, eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC, 0644, NULL),
+         0));
+  int err =
+      eddy_stream_pipe(&pipe_, eddy_pipe_socket(&conn.stream),
+                       eddy_pipe_file_writer(&ws), 0, socket_to_file_done);
   cr_assert(eq(int, err, 0), "%s", eddy_err_name(err));
   eddy_timer_init(&loop, &sampler);
   eddy_timer_start(&sampler, sample, 1, 1);
@@ -259,7 +260,8 @@ EDDY_IO_TEST(pipe, socket_to_file_is_byte_identical) {
   unlink(dst_path);
 }
 
-/* ---- File to file, NO_END, unpipe, errors -------------------------------------- */
+/* ---- File to file, NO_END, unpipe, errors
+ * -------------------------------------- */
 
 static void file_to_file_done(eddy_pipe_t *p, int status) {
   pipe_calls++;
@@ -273,17 +275,19 @@ EDDY_IO_TEST(pipe, file_to_file_finishes_the_sink) {
   pipe_calls = 0;
   eddy_test_loop_init(&loop, *backend);
   cr_assert(eq(int, eddy_file_rstream_open(&loop, &rs, src_path, NULL), 0));
-  cr_assert(eq(int, eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC,
-                                           0644, NULL),
-               0));
-  cr_assert(eq(int, eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
-                                     eddy_pipe_file_writer(&ws), 0,
-                                     file_to_file_done),
-               0));
+  cr_assert(
+      eq(int, eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC, 0644, NULL),
+         0));
+  cr_assert(
+      eq(int,
+         eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
+                          eddy_pipe_file_writer(&ws), 0, file_to_file_done),
+         0));
   /* Either end is taken now. */
   eddy_pipe_t other;
-  cr_assert(eq(int, eddy_stream_pipe(&other, eddy_pipe_file_reader(&rs),
-                                     eddy_pipe_file_writer(&ws), 0, NULL),
+  cr_assert(eq(int,
+               eddy_stream_pipe(&other, eddy_pipe_file_reader(&rs),
+                                eddy_pipe_file_writer(&ws), 0, NULL),
                EDDY_EBUSY));
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, pipe_calls, 1));
@@ -316,9 +320,10 @@ EDDY_IO_TEST(pipe, no_end_leaves_the_sink_open) {
   eddy_test_loop_init(&loop, *backend);
   eddy_file_rstream_open(&loop, &rs, src_path, NULL);
   eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC, 0644, NULL);
-  cr_assert(eq(int, eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
-                                     eddy_pipe_file_writer(&ws),
-                                     EDDY_PIPE_NO_END, no_end_done),
+  cr_assert(eq(int,
+               eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
+                                eddy_pipe_file_writer(&ws), EDDY_PIPE_NO_END,
+                                no_end_done),
                0));
   eddy_test_loop_close(&loop);
   cr_assert(eq(int, pipe_calls, 1));
@@ -347,10 +352,11 @@ EDDY_IO_TEST(pipe, unpipe_hands_the_ends_back) {
   eddy_test_loop_init(&loop, *backend);
   eddy_file_rstream_open(&loop, &rs, src_path, NULL);
   eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC, 0644, NULL);
-  cr_assert(eq(int, eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
-                                     eddy_pipe_file_writer(&ws), 0,
-                                     file_to_file_done),
-               0));
+  cr_assert(
+      eq(int,
+         eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
+                          eddy_pipe_file_writer(&ws), 0, file_to_file_done),
+         0));
   cr_assert(eq(int, eddy_stream_unpipe(&pipe_), 0));
   cr_assert(eq(int, eddy_stream_unpipe(&pipe_), EDDY_EINVAL));
   /* The owner reads the stream itself now. */
@@ -369,10 +375,11 @@ EDDY_IO_TEST(pipe, a_source_error_is_reported_once) {
   eddy_test_loop_init(&loop, *backend);
   eddy_file_rstream_open(&loop, &rs, "/nonexistent/eddy/src", NULL);
   eddy_file_wstream_open(&loop, &ws, dst_path, O_TRUNC, 0644, NULL);
-  cr_assert(eq(int, eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
-                                     eddy_pipe_file_writer(&ws), 0,
-                                     file_to_file_done),
-               0));
+  cr_assert(
+      eq(int,
+         eddy_stream_pipe(&pipe_, eddy_pipe_file_reader(&rs),
+                          eddy_pipe_file_writer(&ws), 0, file_to_file_done),
+         0));
   eddy_run(&loop, EDDY_RUN_DEFAULT);
   cr_assert(eq(int, pipe_calls, 1));
   cr_assert(eq(int, pipe_status, EDDY_ENOENT));

@@ -25,7 +25,8 @@ typedef struct eddy_file_rstream_s eddy_file_rstream_t;
 typedef struct eddy_file_wstream_s eddy_file_wstream_t;
 typedef struct eddy_pipe_s eddy_pipe_t;
 
-/* ---- Readable ------------------------------------------------------------- */
+/* ---- Readable -------------------------------------------------------------
+ */
 
 /* nread > 0 bytes in *buf, borrowed for the call (retain a copy of the
  * slice to keep them). */
@@ -38,9 +39,9 @@ typedef void (*eddy_file_rerror_cb)(eddy_file_rstream_t *rs, int err);
 typedef void (*eddy_file_rclose_cb)(eddy_file_rstream_t *rs);
 
 typedef struct {
-  int64_t start; /* first byte; default 0 */
-  int64_t end;   /* last byte, inclusive (Node's end); -1: to the end */
-  size_t chunk_size;      /* bytes per read; default 65536 */
+  int64_t start;     /* first byte; default 0 */
+  int64_t end;       /* last byte, inclusive (Node's end); -1: to the end */
+  size_t chunk_size; /* bytes per read; default 65536 */
   size_t high_water_mark; /* bytes read ahead while paused; default 65536 */
 } eddy_file_rstream_options_t;
 
@@ -66,8 +67,7 @@ struct eddy_file_rstream_s {
   eddy_pipe_t *pipe;
 };
 
-EDDY_EXTERN void
-eddy_file_rstream_options_init(eddy_file_rstream_options_t *o);
+EDDY_EXTERN void eddy_file_rstream_options_init(eddy_file_rstream_options_t *o);
 /* Opens path for reading (through the fs requests); opts may be NULL.
  * Reading waits for eddy_file_rstream_start.  An open that fails is heard
  * by the error callback once the stream is started (or by nobody). */
@@ -77,9 +77,9 @@ EDDY_EXTERN int eddy_file_rstream_open(eddy_loop_t *loop,
                                        const eddy_file_rstream_options_t *opts);
 /* Reads an open descriptor with positional reads; it stays the caller's
  * (not closed by close). */
-EDDY_EXTERN int eddy_file_rstream_open_fd(eddy_loop_t *loop,
-                                          eddy_file_rstream_t *rs, int fd,
-                                          const eddy_file_rstream_options_t *opts);
+EDDY_EXTERN int
+eddy_file_rstream_open_fd(eddy_loop_t *loop, eddy_file_rstream_t *rs, int fd,
+                          const eddy_file_rstream_options_t *opts);
 /* Starts the flow: data callbacks, then the end callback, or the error
  * callback.  Never calls back inside this call.  EDDY_EALREADY if started
  * (or piped). */
@@ -97,7 +97,8 @@ EDDY_EXTERN int eddy_file_rstream_is_paused(const eddy_file_rstream_t *rs);
 EDDY_EXTERN void eddy_file_rstream_close(eddy_file_rstream_t *rs,
                                          eddy_file_rclose_cb close_cb);
 
-/* ---- Writable ------------------------------------------------------------- */
+/* ---- Writable -------------------------------------------------------------
+ */
 
 /* status 0: every byte written and the file closed (after an fsync with
  * EDDY_FILE_WSTREAM_FSYNC); else the first error. */
@@ -139,8 +140,7 @@ struct eddy_file_wstream_s {
   eddy_pipe_t *pipe;
 };
 
-EDDY_EXTERN void
-eddy_file_wstream_options_init(eddy_file_wstream_options_t *o);
+EDDY_EXTERN void eddy_file_wstream_options_init(eddy_file_wstream_options_t *o);
 /* Opens (creates) path for writing: flags are O_TRUNC, O_APPEND, O_EXCL
  * (added to O_WRONLY | O_CREAT), mode for a new file.  Writes may be made
  * at once: they wait for the open.  An open that fails fails them. */
@@ -175,7 +175,8 @@ EDDY_EXTERN int eddy_file_wstream_end(eddy_file_wstream_t *ws,
 EDDY_EXTERN int eddy_file_wstream_destroy(eddy_file_wstream_t *ws,
                                           eddy_file_finish_cb cb);
 
-/* ---- Pipes -------------------------------------------------------------------- */
+/* ---- Pipes
+ * -------------------------------------------------------------------- */
 
 /* One end of a pipe: a socket stream (TCP, Unix) or a file stream.  Make
  * them with the functions below. */

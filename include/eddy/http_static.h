@@ -9,9 +9,8 @@
  *  - If-None-Match (checked first) and If-Modified-Since answer 304.
  *  - One "Range: bytes=..." range answers 206 with Content-Range; a range
  *    past the end answers 416 with a Content-Range of the size alone (a star
- *    for the range); several
- *    ranges, or a header that does not parse, are ignored: 200 and the
- *    whole file.  If-Range is not supported (ignored).
+ *    for the range); several ranges, or a header that does not parse, are
+ *    ignored: 200 and the whole file.  If-Range is not supported (ignored).
  *  - A directory is served as its index.html, or 404.  No listings, no
  *    redirect for a directory named without its trailing slash.
  *  - The body leaves with sendfile(2) (eddy_http_send_file).
@@ -24,8 +23,8 @@
  *  - Opening and stat-ing go through eddy's fs requests (the pool or the
  *    io_uring ring), never blocking the loop.  An open-file cache keeps up
  *    to cache_entries descriptors with their stat, each trusted for
- *    cache_valid_ms and then opened and checked again (nginx's
- *    open_file_cache). */
+ *    cache_valid_ms and then opened and checked again by one request while
+ *    the others go on with it (nginx's open_file_cache). */
 #ifndef EDDY_HTTP_STATIC_H
 #define EDDY_HTTP_STATIC_H
 
@@ -36,15 +35,15 @@ extern "C" {
 typedef struct eddy_http_static_s eddy_http_static_t;
 
 typedef struct {
-  const char *root;   /* the directory served (required) */
-  const char *prefix; /* URL prefix, starting with '/'; default "/" */
-  const char *index;  /* a directory's file; default "index.html" */
-  unsigned cache_entries; /* open-file cache size; 0 turns it off; 256 */
+  const char *root;        /* the directory served (required) */
+  const char *prefix;      /* URL prefix, starting with '/'; default "/" */
+  const char *index;       /* a directory's file; default "index.html" */
+  unsigned cache_entries;  /* open-file cache size; 0 turns it off; 256 */
   uint64_t cache_valid_ms; /* how long an entry is trusted; 1000 */
 } eddy_http_static_options_t;
 
 typedef struct {
-  uint64_t served;  /* 200 and 206 */
+  uint64_t served; /* 200 and 206 */
   uint64_t not_modified;
   uint64_t refused; /* 403, 404, 405, 416 */
   uint64_t cache_hits;
@@ -52,8 +51,7 @@ typedef struct {
   size_t cached;  /* entries in the cache now */
 } eddy_http_static_stats_t;
 
-EDDY_EXTERN void
-eddy_http_static_options_init(eddy_http_static_options_t *o);
+EDDY_EXTERN void eddy_http_static_options_init(eddy_http_static_options_t *o);
 /* Allocates the handler into *out.  The root's real path is resolved now,
  * synchronously (start-up): EDDY_ENOENT, EDDY_ENOTDIR, ... if it is not a
  * directory. */
