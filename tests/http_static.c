@@ -461,3 +461,37 @@ EDDY_IO_TEST(http_static, a_reset_mid_file_does_not_kill_the_server) {
   cr_assert(eq(int, after_reset_ok, 1));
   stop();
 }
+
+/* ---- The cache is bounded ------------------------------------------------------ */
+
+static run_t r_lru[4];
+
+static void client_lru(http_fixture_t *f) {
+  static const char *p[] = {"/static/a.txt", "/static/b.txt",
+                            "/static/page.html", "/static/a.txt"};
+  for (int i = 0; i < 4; i++)
+    r_lru[i] = *get(p[i], NULL, NULL, NULL, NULL);
+}
+
+EDDY_IO_TEST(http_static, the_cache_keeps_at_most_its_entries) {
+  eddy_http_static_options_t so;
+  make_tree();
+  http_start(&fx, *backend, NULL, static_app);
+  eddy_http_static_options_init(&so);
+  so.root = root;
+  so.prefix = "/static/";
+  so.cache_entries = 2;
+  so.cache_valid_ms = 3600 * 1000;
+  cr_assert(eq(int, eddy_http_static_init(&fx.loop, &files, &so), 0));
+  http_run(&fx, client_lru);
+  for (int i = 0; i < 4; i++)
+    expect(&r_lru[i], 200, NULL);
+  cr_assert(eq(str, (char *)body(&r_lru[3]), "alpha\n"));
+  eddy_http_static_stats_t st;
+  eddy_http_static_stats(files, &st);
+  /* a, b, page (a leaves: least recently used), a again (b leaves). */
+  cr_assert(eq(sz, st.cached, 2));
+  cr_assert(eq(u64, st.opens, 4));
+  cr_assert(eq(u64, st.cache_hits, 0));
+  stop();
+}
