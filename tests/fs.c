@@ -2,11 +2,10 @@
  * give (ENOENT, ENOTDIR, EISDIR, EEXIST, EACCES where root can meet it),
  * through the pool path and the io_uring path (tests/fs_helpers.h).
  *
- * EACCES: the tests run as root, for whom permission bits do not deny
- * reading or writing.  The one check root cannot pass is execute
- * permission on a file without any execute bit, so access(X_OK) shows
- * EACCES; the other operations' EACCES paths are the same -errno
- * passing and are not shown separately. */
+ * EACCES: the tests run as root, for whom permission bits deny neither
+ * reading nor writing.  Here it is access(X_OK) on a file without any
+ * execute bit, which root is refused too; tests/fs_perm.c drops root's
+ * DAC capabilities to show EACCES for the other operations. */
 #include <limits.h>
 
 #include "fs_helpers.h"
