@@ -25,10 +25,10 @@
 #define U_BUF_SIZE (16 * 1024)
 #define U_BATCH 256
 
-/* A blocking wait returns once U_WAIT_BATCH completions are in, or after
- * the minimum wait if at least one is (see u_wait). */
+/* With EDDY_URING_MIN_WAIT=<µs> set, a blocking wait returns once
+ * U_WAIT_BATCH completions are in, or after that minimum if at least one
+ * is (see u_submit_and_wait_batch).  Off by default. */
 #define U_WAIT_BATCH 16
-#define U_MIN_WAIT_US 20
 
 /* Kernel 6.12's feature bit; liburing 2.3's headers predate it (and call
  * the field it gives a meaning, io_uring_getevents_arg.min_wait_usec,
@@ -123,17 +123,16 @@ static int u_buffers_init(eddy_loop_t *loop, ubackend_t *ub) {
 
 static void u_close(eddy_loop_t *loop);
 
-/* The batch wait's minimum, in microseconds: U_MIN_WAIT_US, or
- * EDDY_URING_MIN_WAIT (0 turns batching off); 0 when the kernel cannot. */
+/* The batch wait's minimum in microseconds, from EDDY_URING_MIN_WAIT; 0
+ * (wait for one completion) when unset, malformed, or when the kernel
+ * cannot (no IORING_FEAT_MIN_TIMEOUT). */
 static unsigned u_min_wait(const struct io_uring *ring) {
-  if (!(ring->features & IORING_FEAT_MIN_TIMEOUT))
-    return 0;
   const char *env = getenv("EDDY_URING_MIN_WAIT");
-  if (env == NULL || *env == '\0')
-    return U_MIN_WAIT_US;
+  if (env == NULL || !(ring->features & IORING_FEAT_MIN_TIMEOUT))
+    return 0;
   char *end;
   unsigned long us = strtoul(env, &end, 10);
-  return *end == '\0' && us <= 1000000 ? (unsigned)us : U_MIN_WAIT_US;
+  return end != env && *end == '\0' && us <= 1000000 ? (unsigned)us : 0;
 }
 
 static int u_init(eddy_loop_t *loop) {
@@ -405,12 +404,19 @@ static struct __kernel_timespec u_timespec(int ms) {
 
 /* Submits what is queued and waits for a batch of completions: returns
  * once U_WAIT_BATCH are in, or after min_wait_us if at least one is, or,
- * with none, at the loop's timeout (timeout_ms < 0: none).  Waiting for
- * one completion instead makes the loop turn around on the completions of
- * its own sends, which the submit itself finishes on loopback, with a
- * receive or two beside them: an io_uring_enter and a loop iteration for
- * every one or two messages (perf/echo/README.md has the trace).  The
- * price is up to min_wait_us of latency for a lone completion.
+ * with none, at the loop's timeout (timeout_ms < 0: none).
+ *
+ * Why it exists: waiting for one completion lets the completions of the
+ * loop's own sends, which the submit itself finishes on loopback, end the
+ * wait, so a busy server turns around every one or two messages (an
+ * io_uring_enter each: 0.5-0.9 per HTTP request at depth 1; with this,
+ * 0.13).  Why it is off by default: when fewer than a batch come, every
+ * wait sits out the minimum and a timer wake-up.  Measured
+ * (perf/echo/README.md, perf/files/README.md): a file read with one
+ * request in flight runs at a third of its speed, an echo server that is
+ * not saturated spends more CPU per message, and requests per server
+ * CPU-second of a saturated HTTP server did not move.  Fewer syscalls
+ * alone were not worth that.
  *
  * liburing 2.3 has no call for it (2.8's io_uring_submit_and_wait_min_
  * timeout), so: flush the submission tail as liburing does, then enter

@@ -125,15 +125,27 @@ EDDY_IO_TEST(stream, tcp4_echo_roundtrip_and_half_close) {
   run_echo(&loop, &t.client.stream);
 }
 
-/* io_uring waits for a batch of completions (core/uring.c, u_wait) where
- * the kernel can; EDDY_URING_MIN_WAIT=0 turns that off, as a kernel
- * without IORING_FEAT_MIN_TIMEOUT would.  Both waits must deliver a lone
- * completion; epoll ignores the setting. */
-EDDY_IO_TEST(stream, tcp4_echo_with_batch_wait_off) {
+/* EDDY_URING_MIN_WAIT=<µs> makes io_uring wait for a batch of completions
+ * (core/uring.c, u_submit_and_wait_batch) where the kernel can.  A lone
+ * completion must still arrive (after the minimum), and the poll timeout
+ * must still end a wait with none: a timer fires with no IO at all.
+ * epoll ignores the setting. */
+static int batch_timer_fired;
+static void batch_timer_cb(eddy_timer_t *t) {
+  batch_timer_fired++;
+}
+
+EDDY_IO_TEST(stream, tcp4_echo_and_timer_with_batch_wait) {
   eddy_loop_t loop;
   tcp_setup_t t;
-  setenv("EDDY_URING_MIN_WAIT", "0", 1);
+  setenv("EDDY_URING_MIN_WAIT", "20", 1);
   eddy_test_loop_init(&loop, *backend);
+  eddy_timer_t timer;
+  eddy_timer_init(&loop, &timer);
+  eddy_timer_start(&timer, batch_timer_cb, 5, 0);
+  cr_assert(eq(int, eddy_run(&loop, EDDY_RUN_DEFAULT), 0));
+  cr_assert(eq(int, batch_timer_fired, 1), "the wait ends at the timeout");
+  eddy_close((eddy_handle_t *)&timer, NULL);
   tcp_start(&loop, &t, on_connection, client_connected);
   run_echo(&loop, &t.client.stream);
 }
