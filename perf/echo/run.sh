@@ -318,10 +318,15 @@ done
 http_lines=()
 if [ "$http" != 0 ] && [ -x "$hello_bin" ] && command -v wrk >/dev/null &&
    [ "$syscalls" = perf ]; then
-  for be in $backends; do
+  # io_uring+batch: the same server with EDDY_URING_MIN_WAIT=20, the
+  # opt-in batch wait (docs/backends.md).
+  http_variants=$backends
+  case " $backends " in *" io_uring "*) http_variants="$backends io_uring+batch" ;; esac
+  for be in $http_variants; do
+    mw=; [ "$be" = io_uring+batch ] && mw=20
     for depth in 1 16; do
       port=$(free_port)
-      if ! start_server "$hello_bin" "$be" "$port"; then failed=1; continue; fi
+      if ! EDDY_URING_MIN_WAIT=$mw start_server "$hello_bin" "${be%+batch}" "$port"; then failed=1; continue; fi
       perf stat -e raw_syscalls:sys_enter -p "$spid" -x, -o "$tmp/perf.out" &
       ppid_=$!
       live_pids="$live_pids $ppid_"
@@ -400,7 +405,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a+0 > 0 && b+0 > 0) printf "%.2f",
         for l in "${http_lines[@]}"; do
           read -r be depth req sc spr rps hbusy <<<"$l"
           tgt=-
-          if [ "$be" = io_uring ]; then
+          if [ "${be%+batch}" = io_uring ]; then
             lim=0.5; [ "$depth" = 16 ] && lim=0.1
             tgt=$(awk -v s="$spr" -v l="$lim" 'BEGIN {print (s <= l) ? "<= " l " met" : "<= " l " NOT MET"}')
           fi
