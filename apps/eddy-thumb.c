@@ -88,7 +88,8 @@ static void usage(FILE *out) {
           "Port 8081 unless --port; address 127.0.0.1 unless --host.  "
           "Cache 64 MB unless --cache-mb (0: none).\n"
           "EDDY_THREADPOOL_SIZE sets the pool (image jobs use half of it), "
-          "EDDY_IMAGE_THREADS GraphicsMagick's threads per job.\n");
+          "EDDY_IMAGE_THREADS GraphicsMagick's threads per job (1), "
+          "EDDY_IMAGE_NICE the nice value of image work (10).\n");
 }
 
 typedef struct {

@@ -113,20 +113,14 @@ void eddy_image_set_threads(unsigned n) {
   atomic_store(&threads_wanted, n);
 }
 
-/* Pool threads allowed to run slow work at once: the pool's rule. */
-static unsigned slow_threads(void) {
-  unsigned n = eddy_threadpool_size() / 2;
-  return n > 0 ? n : 1;
-}
-
+/* One by default: perf/images measured 2 GM threads per job costing up to
+ * twice the CPU per image (OpenMP's threads spin waiting for each other)
+ * for no more images per second, whatever the pool size.  More cores are
+ * better used by more pool threads (EDDY_THREADPOOL_SIZE). */
 static unsigned threads_for(unsigned env) {
   unsigned n = atomic_load(&threads_wanted);
   if (n == 0)
     n = env;
-  if (n == 0) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    n = cores > 0 ? (unsigned)cores / slow_threads() : 1;
-  }
   return n > 0 ? (n < 64 ? n : 64) : 1;
 }
 

@@ -194,9 +194,9 @@ EDDY_EXTERN int eddy_image_format_parse(const char *name, size_t len);
 EDDY_EXTERN const char *eddy_image_format_mime(eddy_image_format fmt);
 EDDY_EXTERN const char *eddy_image_error_name(eddy_image_error err);
 
-/* GraphicsMagick's OpenMP threads per pool thread: 0 (the default) picks
- * cores / (pool threads that may run slow work), at least 1; the
- * EDDY_IMAGE_THREADS environment variable overrides.  Takes effect for
+/* GraphicsMagick's OpenMP threads per job (per pool thread): 0 (the
+ * default) means EDDY_IMAGE_THREADS, else 1 (measured best: more threads
+ * per job spin; more pool threads use more cores better).  Takes effect for
  * jobs that start afterwards. */
 EDDY_EXTERN void eddy_image_set_threads(unsigned n);
 /* The nice value pool threads add to their own while they run an image

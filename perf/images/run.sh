@@ -168,7 +168,7 @@ echo "perf/images: $IMAGES sources 1920x1080 -> 320x200 cover JPEG; $cores cores
      "$(cut -d' ' -f1-3 /proc/loadavg)" | tee "$out.tmp"
 
 declare -A R
-for cell in "1 0" "2 0" "4 0" "2 1" "4 2"; do
+for cell in "1 0" "2 0" "4 0" "2 2" "4 2"; do
   set -- $cell
   start_eddy "$1" "$2"
   threads=$(curl -s "http://127.0.0.1:$PORT/stats" | sed -n 's/.*"image_threads":\([0-9]*\).*/\1/p')
@@ -213,7 +213,7 @@ t2=$(awk -v r="$lat_ratio" -v l="$(p99 "$e_load")" 'BEGIN {print (r <= 2 && l < 
   echo
   echo "| server | pool threads | GM threads/job | thumbnails/s | CPU ms per thumbnail |"
   echo "| --- | --- | --- | --- | --- |"
-  for cell in "1 0" "2 0" "4 0" "2 1" "4 2"; do
+  for cell in "1 0" "2 0" "4 0" "2 2" "4 2"; do
     set -- $cell
     echo "| eddy-thumb | $1 | ${R["threads $1 $2"]} | ${R["eddy $1 $2"]/|/ | } |"
   done
