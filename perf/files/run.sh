@@ -86,8 +86,8 @@ run_one() {
   case $prog in
     eddy-pool) EDDY_BACKEND=epoll "$build/perf/files-eddy" "${args[@]}" ;;
     eddy-ring) EDDY_BACKEND=io_uring "$build/perf/files-eddy" "${args[@]}" ;;
-    eddy-ring-nobatch)
-      EDDY_BACKEND=io_uring EDDY_URING_MIN_WAIT=0 "$build/perf/files-eddy" "${args[@]}" ;;
+    eddy-ring-batch) # the io_uring backend's opt-in batch wait, 20 µs
+      EDDY_BACKEND=io_uring EDDY_URING_MIN_WAIT=20 "$build/perf/files-eddy" "${args[@]}" ;;
     libuv) "$build/perf/files-uv" "${args[@]}" ;;
     node) node "$here/files_node.js" "${args[@]}" ;;
     *) say "files/run.sh: unknown program $prog"; return 1 ;;
