@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "io/fs_internal.h"
 
@@ -99,9 +100,16 @@ static void fs_after(eddy_work_t *w, int status) {
   eddy__fs_finish(req, status == EDDY_ECANCELED ? status : req->result);
 }
 
-/* A failed read_file leaves no buffer behind (req->ptr is NULL). */
+/* A failed read_file leaves no buffer behind (req->ptr is NULL), nor a
+ * descriptor the ring opened for a worker that never ran (cancelled). */
 static void fs_drop_failed(eddy_fs_t *req) {
-  if (req->type == EDDY_FS_READ_FILE && req->result < 0) {
+  if (req->type != EDDY_FS_READ_FILE)
+    return;
+  if (req->fd >= 0) {
+    close(req->fd);
+    req->fd = -1;
+  }
+  if (req->result < 0) {
     free(req->ptr);
     req->ptr = NULL;
   }

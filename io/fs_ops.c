@@ -413,7 +413,13 @@ static ssize_t read_sized(eddy_fs_t *req, int fd, size_t size) {
 /* On success req->ptr holds the bytes; on failure it may hold a buffer
  * the caller frees (eddy__fs_drop_failed). */
 static ssize_t fs_read_file(eddy_fs_t *req) {
-  int fd = open(req->path, O_RDONLY | O_CLOEXEC);
+  /* A descriptor the ring opened already (io/fs_uring.c hands over files
+   * it cannot read in one go) is read, not opened again: a FIFO's writer
+   * would lose its reader in between. */
+  int fd = req->fd;
+  req->fd = -1;
+  if (fd < 0)
+    fd = open(req->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -errno;
   struct stat st;

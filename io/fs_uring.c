@@ -195,8 +195,8 @@ static void to_pool(eddy_fs_t *req) {
  * file, what the ring path is there to avoid (perf/files/README.md).
  *
  * What one read cannot do (a file that is not regular, or that stat says
- * is empty, /proc; one over 1 GB) is closed and redone on the pool, which
- * reads to the end. */
+ * is empty, /proc; one over 1 GB) goes to the pool with the open
+ * descriptor, and a worker reads it to the end. */
 static void rf_opened(eddy_fs_t *req) {
   struct statx sx;
   int err = 0;
@@ -205,14 +205,14 @@ static void rf_opened(eddy_fs_t *req) {
     err = -errno;
   else if (S_ISDIR(sx.stx_mode))
     err = EDDY_EISDIR;
-  if (err != 0 || !S_ISREG(sx.stx_mode) || sx.stx_size == 0 ||
-      sx.stx_size > RF_MAX_SIZE) {
+  if (err != 0) {
     close(req->fd); /* read-only and ours: nothing to report */
     req->fd = -1;
-    if (err == 0)
-      to_pool(req);
-    else
-      ring_finish(req, err);
+    ring_finish(req, err);
+    return;
+  }
+  if (!S_ISREG(sx.stx_mode) || sx.stx_size == 0 || sx.stx_size > RF_MAX_SIZE) {
+    to_pool(req); /* with req->fd: the worker reads it to the end */
     return;
   }
   char *buf = malloc(sx.stx_size + 1);

@@ -181,6 +181,42 @@ FS_TEST(fs_files, fs_read_file_whole) {
   fs_teardown();
 }
 
+static const char *fifo_path;
+
+static void *fifo_writer(void *arg) {
+  (void)arg;
+  int fd = open(fifo_path, O_WRONLY); /* waits for the reader */
+  if (fd >= 0) {
+    for (int i = 0; i < 3; i++) {
+      if (write(fd, "through a fifo ", 15) != 15)
+        break;
+      usleep(1000);
+    }
+    close(fd);
+  }
+  return NULL;
+}
+
+/* A FIFO is read to its end, by one reader: on the ring path the ring
+ * opens it and hands the descriptor to the pool, never reopening it. */
+FS_TEST(fs_files, fs_read_file_fifo_to_the_end) {
+  fs_setup(mode);
+  fifo_path = P("fifo");
+  cr_assert(eq(int, mkfifo(fifo_path, 0600), 0));
+  pthread_t th;
+  cr_assert(eq(int, pthread_create(&th, NULL, fifo_writer, NULL), 0));
+  fs_want_via = EDDY_FS_VIA_POOL;
+  ssize_t n =
+      AWAIT(&req, eddy_fs_read_file(&fs_loop, &req, fifo_path, fs_on_done));
+  fs_want_via = EDDY_FS_VIA_NONE;
+  pthread_join(th, NULL);
+  cr_assert(eq(i64, (int64_t)n, 45), "%s", eddy_err_name((int)n));
+  cr_assert(eq(str, (char *)req.ptr,
+               "through a fifo through a fifo through a fifo "));
+  eddy_fs_req_cleanup(&req);
+  fs_teardown();
+}
+
 FS_TEST(fs_files, fs_write_file_truncate_excl_append) {
   fs_setup(mode);
   fs_put(P("f"), "previous longer content");
