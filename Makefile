@@ -115,7 +115,7 @@ $(PC): Makefile
 # Programs see only the public header, as a user's would.
 APP_CFLAGS := $(filter-out -Icore -Ipool -I. -fvisibility=hidden,$(CFLAGS_ALL))
 
-$(BUILD)/bin/%: apps/%.c $(STATIC) include/eddy.h
+$(BUILD)/bin/%: apps/%.c apps/app.h $(STATIC) include/eddy.h
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) $< -o $@ $(STATIC) $(LDFLAGS_ALL) $(LIBS)
 
@@ -197,7 +197,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libeddy.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
 
 format:
-	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] net/*.[ch] apps/*.c tests/*.[ch]
+	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] net/*.[ch] apps/*.[ch] tests/*.[ch]
 
 clean:
 	rm -rf build build-*

@@ -1,6 +1,6 @@
 /* eddy-echo: a TCP echo server.  Each read is written back from the same
  * loop buffer, retained until the write completes (no copy). */
-#include <eddy.h>
+#include "app.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,9 @@ static void write_put(echo_write_t *w) {
   free_writes = w;
 }
 
-static void on_conn_closed(eddy_handle_t *h) { free(h); }
+static void on_conn_closed(eddy_handle_t *h) {
+  free(h);
+}
 
 static void on_written(eddy_write_t *req, int status) {
   echo_write_t *w = (echo_write_t *)req;
@@ -62,7 +64,9 @@ static void on_read(eddy_stream_t *s, ssize_t nread, const eddy_slice_t *buf) {
   }
 }
 
-static void on_drain(eddy_stream_t *s) { eddy_read_start(s, on_read); }
+static void on_drain(eddy_stream_t *s) {
+  eddy_read_start(s, on_read);
+}
 
 static void on_connection(eddy_stream_t *srv, int status) {
   if (status != 0) {
@@ -90,33 +94,28 @@ static void on_signal(eddy_signal_t *s, int signum) {
   eddy_stop(&loop);
 }
 
-static int usage(const char *argv0, int code) {
-  printf("usage: %s --port N [--host ADDR] [--backend epoll|io_uring]\n\n"
-         "A TCP echo server on eddy: every byte read is written back.\n",
-         argv0);
-  return code;
+static void usage(FILE *out) {
+  fprintf(out, "usage: eddy-echo --port N [--host ADDR] "
+               "[--backend epoll|io_uring]\n\n"
+               "A TCP echo server on eddy: every byte read is written back.\n");
 }
 
 int main(int argc, char **argv) {
-  int port = -1;
-  const char *host = "127.0.0.1";
+  app_args_t a = {"eddy-echo", usage, -1, "127.0.0.1"};
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
-      port = atoi(argv[++i]);
-    else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc)
-      host = argv[++i];
-    else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc)
-      setenv("EDDY_BACKEND", argv[++i], 1);
-    else
-      return usage(argv[0], strcmp(argv[i], "--help") == 0 ? 0 : 2);
+    if (app_option(&a, argc, argv, &i) <= 0) { /* no options of its own */
+      usage(stderr);
+      return 2;
+    }
   }
-  if (port < 0 || port > 65535)
-    return usage(argv[0], 2);
-
   struct sockaddr_storage addr;
-  if (eddy_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
-      eddy_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
-    fprintf(stderr, "eddy-echo: bad address %s\n", host);
+  int v6;
+  if (a.port < 0) {
+    usage(stderr);
+    return 2;
+  }
+  if (app_addr(a.host, a.port, &addr, &v6) != 0) {
+    fprintf(stderr, "eddy-echo: bad address %s\n", a.host);
     return 2;
   }
   int err = eddy_loop_init(&loop);
@@ -127,14 +126,15 @@ int main(int argc, char **argv) {
   if (err == 0)
     err = eddy_listen(&server.stream, 1024, on_connection);
   if (err != 0) {
-    fprintf(stderr, "eddy-echo: %s:%d: %s\n", host, port, eddy_strerror(err));
+    fprintf(stderr, "eddy-echo: %s:%d: %s\n", a.host, a.port,
+            eddy_strerror(err));
     return 1;
   }
   eddy_signal_init(&loop, &sigint);
   eddy_signal_start(&sigint, on_signal, SIGINT);
   eddy_signal_init(&loop, &sigterm);
   eddy_signal_start(&sigterm, on_signal, SIGTERM);
-  printf("eddy-echo listening on %s:%d (%s)\n", host, port,
+  printf("eddy-echo listening on %s:%d (%s)\n", a.host, a.port,
          eddy_backend_name(&loop));
   fflush(stdout);
   eddy_run(&loop, EDDY_RUN_DEFAULT);

@@ -5,10 +5,7 @@
  * Every GET (and HEAD) answers 200, Content-Type: text/plain, "hello
  * world", with keep-alive; other methods get 405.  SIGINT or SIGTERM
  * closes the server gracefully. */
-#include <eddy.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "app.h"
 
 static eddy_loop_t loop;
 static eddy_http_server_t server;
@@ -37,56 +34,23 @@ static void usage(FILE *out) {
                "Answers every GET with 200 \"hello world\" (keep-alive).\n");
 }
 
-/* The backend must be chosen before the loop starts: EDDY_BACKEND. */
-static int pick_backend(const char *name) {
-  if (strcmp(name, "epoll") != 0 && strcmp(name, "io_uring") != 0) {
-    fprintf(stderr, "eddy-hello: unknown backend '%s' (epoll, io_uring)\n",
-            name);
-    return -1;
-  }
-  if (!eddy_backend_available(name)) {
-    fprintf(stderr, "eddy-hello: backend '%s' is not available here\n", name);
-    return -1;
-  }
-  setenv("EDDY_BACKEND", name, 1);
-  return 0;
-}
-
-static int parse_args(int argc, char **argv, int *port, const char **host) {
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      exit(0);
-    } else if (strcmp(a, "--port") == 0 && v != NULL) {
-      char *end;
-      long p = strtol(v, &end, 10);
-      if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-      *port = (int)p;
-    } else if (strcmp(a, "--host") == 0 && v != NULL) {
-      *host = v;
-    } else if (strcmp(a, "--backend") == 0 && v != NULL) {
-      if (pick_backend(v) != 0)
-        exit(1);
-    } else {
-      return -1;
-    }
-    i++;
-  }
-  return *port >= 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv) {
-  int port = -1;
-  const char *host = "127.0.0.1";
+  app_args_t a = {"eddy-hello", usage, -1, "127.0.0.1"};
+  for (int i = 1; i < argc; i++) {
+    if (app_option(&a, argc, argv, &i) <=
+        0) { /* it has no options of its own */
+      usage(stderr);
+      return 1;
+    }
+  }
+  int port = a.port, v6;
+  const char *host = a.host;
   struct sockaddr_storage addr;
-  if (parse_args(argc, argv, &port, &host) != 0) {
+  if (port < 0) {
     usage(stderr);
     return 1;
   }
-  if (eddy_ip4_addr(host, port, (struct sockaddr_in *)&addr) != 0 &&
-      eddy_ip6_addr(host, port, (struct sockaddr_in6 *)&addr) != 0) {
+  if (app_addr(host, port, &addr, &v6) != 0) {
     fprintf(stderr, "eddy-hello: bad address '%s'\n", host);
     return 1;
   }

@@ -15,7 +15,7 @@
  *   GET  /static/...  the files under the root (docs/static.md)
  *   anything else 404
  * SIGINT or SIGTERM closes it gracefully: requests in flight finish. */
-#include <eddy.h>
+#include "app.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,58 +163,26 @@ static void usage(FILE *out) {
           "SIGINT or SIGTERM stops it gracefully.\n");
 }
 
-static int pick_backend(const char *name) {
-  if (strcmp(name, "epoll") != 0 && strcmp(name, "io_uring") != 0) {
-    fprintf(stderr, "eddy-server: unknown backend '%s' (epoll, io_uring)\n",
-            name);
-    return -1;
-  }
-  if (!eddy_backend_available(name)) {
-    fprintf(stderr, "eddy-server: backend '%s' is not available here\n", name);
-    return -1;
-  }
-  setenv("EDDY_BACKEND", name, 1);
-  return 0;
-}
-
-static int parse_port(const char *s) {
-  char *end;
-  long p = strtol(s, &end, 10);
-  return *s != '\0' && *end == '\0' && p >= 0 && p <= 65535 ? (int)p : -1;
-}
-
-static int parse_args(int argc, char **argv, int *port, const char **host) {
+static int parse_args(int argc, char **argv, app_args_t *a) {
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      exit(0);
-    }
-    if (v == NULL)
+    int r = app_option(a, argc, argv, &i);
+    if (r < 0)
       return -1;
-    if (strcmp(a, "--port") == 0)
-      *port = parse_port(v);
-    else if (strcmp(a, "--host") == 0)
-      *host = v;
-    else if (strcmp(a, "--root") == 0)
-      root_dir = v;
-    else if (strcmp(a, "--backend") == 0) {
-      if (pick_backend(v) != 0)
-        exit(1);
-    } else
+    if (r > 0)
+      continue;
+    if (strcmp(argv[i], "--root") != 0 || i + 1 == argc)
       return -1;
-    i++;
+    root_dir = argv[++i];
   }
-  return *port >= 0 ? 0 : -1;
+  return a->port >= 0 ? 0 : -1;
 }
 
 /* Listens on host:port and says so; 0, or the error. */
 static int listen_on(const char *host, int port) {
   struct sockaddr_storage ss;
   char name[64];
-  int v6 = strchr(host, ':') != NULL;
-  int err = v6 ? eddy_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
-               : eddy_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+  int v6;
+  int err = app_addr(host, port, &ss, &v6);
   if (err == 0)
     err = eddy_http_server_listen(&server, (struct sockaddr *)&ss,
                                   v6 ? EDDY_TCP_IPV6ONLY : 0);
@@ -246,13 +214,16 @@ static int listen_all(const char *host, int port) {
 }
 
 int main(int argc, char **argv) {
-  int port = getenv("PORT") != NULL ? parse_port(getenv("PORT")) : 8080;
-  const char *host =
-      getenv("HOST") != NULL && *getenv("HOST") != '\0' ? getenv("HOST") : NULL;
-  if (parse_args(argc, argv, &port, &host) != 0) {
+  const char *env_port = getenv("PORT"), *env_host = getenv("HOST");
+  app_args_t a = {"eddy-server", usage,
+                  env_port != NULL ? app_parse_port(env_port) : 8080,
+                  env_host != NULL && *env_host != '\0' ? env_host : NULL};
+  if (parse_args(argc, argv, &a) != 0) {
     usage(stderr);
     return 1;
   }
+  int port = a.port;
+  const char *host = a.host;
   eddy_http_server_options_t opts;
   eddy_http_server_options_init(&opts);
   opts.max_body_size = 64u << 20; /* /echo streams: it holds no body */
@@ -261,8 +232,10 @@ int main(int argc, char **argv) {
   eddy_thumb_options_init(&topts);
   topts.root = root_dir;
   if (err == 0 && eddy_thumb_service_init(&loop, &thumbs, &topts) != 0) {
-    fprintf(stderr, "eddy-server: root %s: not found, /thumb serves only "
-                    "POST\n", root_dir);
+    fprintf(stderr,
+            "eddy-server: root %s: not found, /thumb serves only "
+            "POST\n",
+            root_dir);
     topts.root = NULL;
     err = eddy_thumb_service_init(&loop, &thumbs, &topts);
   }

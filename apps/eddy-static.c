@@ -7,7 +7,7 @@
  * port 8080 unless --port says otherwise (0: any free port; the address is
  * printed).  include/eddy/http_static.h tells what it answers; SIGINT or
  * SIGTERM stops it gracefully. */
-#include <eddy.h>
+#include "app.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,72 +40,40 @@ static void usage(FILE *out) {
                "127.0.0.1 unless --host.\n");
 }
 
-static int pick_backend(const char *name) {
-  if (strcmp(name, "epoll") != 0 && strcmp(name, "io_uring") != 0) {
-    fprintf(stderr, "eddy-static: unknown backend '%s' (epoll, io_uring)\n",
-            name);
-    return -1;
-  }
-  if (!eddy_backend_available(name)) {
-    fprintf(stderr, "eddy-static: backend '%s' is not available here\n", name);
-    return -1;
-  }
-  setenv("EDDY_BACKEND", name, 1);
-  return 0;
-}
-
-static int parse_port(const char *s) {
-  char *end;
-  long p = strtol(s, &end, 10);
-  return *s != '\0' && *end == '\0' && p >= 0 && p <= 65535 ? (int)p : -1;
-}
-
 int main(int argc, char **argv) {
   eddy_http_static_options_t so;
   eddy_http_static_options_init(&so);
-  const char *host = "127.0.0.1";
-  int port = 8080;
+  app_args_t a = {"eddy-static", usage, 8080, "127.0.0.1"};
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      return 0;
-    }
-    if (v == NULL) {
-      usage(stderr);
-      return 1;
-    }
-    if (strcmp(a, "--root") == 0)
+    int r = app_option(&a, argc, argv, &i);
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (r > 0)
+      continue;
+    if (r == 0 && v != NULL && strcmp(argv[i], "--root") == 0)
       so.root = v;
-    else if (strcmp(a, "--port") == 0)
-      port = parse_port(v);
-    else if (strcmp(a, "--host") == 0)
-      host = v;
-    else if (strcmp(a, "--prefix") == 0)
+    else if (r == 0 && v != NULL && strcmp(argv[i], "--prefix") == 0)
       so.prefix = v;
-    else if (strcmp(a, "--backend") == 0) {
-      if (pick_backend(v) != 0)
-        return 1;
-    } else {
+    else {
       usage(stderr);
       return 1;
     }
     i++;
   }
-  if (so.root == NULL || port < 0) {
+  if (so.root == NULL || a.port < 0) {
     usage(stderr);
     return 1;
   }
+  const char *host = a.host;
+  int port = a.port;
   struct sockaddr_storage ss;
-  int v6 = strchr(host, ':') != NULL;
+  int v6;
   int err = eddy_loop_init(&loop);
   if (err == 0)
     err = eddy_http_static_init(&loop, &files, &so);
   if (err == 0)
     err = eddy_http_server_init(&loop, &server, NULL, on_request);
   if (err == 0)
-    err = v6 ? eddy_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
-             : eddy_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    err = app_addr(host, port, &ss, &v6);
   if (err == 0)
     err = eddy_http_server_listen(&server, (struct sockaddr *)&ss, 0);
   if (err != 0) {

@@ -12,7 +12,7 @@
  * Images are made on the worker pool (EDDY_THREADPOOL_SIZE; image jobs use
  * at most half its threads); the loop only parses, caches and answers.
  * SIGINT or SIGTERM closes it gracefully. */
-#include <eddy.h>
+#include "app.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,39 +93,28 @@ static void usage(FILE *out) {
 }
 
 typedef struct {
-  const char *root, *host;
-  int port;
+  app_args_t common; /* --port, --host, --backend */
+  const char *root;
   long cache_mb;
 } args_t;
 
 static int parse_args(int argc, char **argv, args_t *a) {
   for (int i = 1; i < argc; i++) {
+    int r = app_option(&a->common, argc, argv, &i);
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     char *end = NULL;
-    if (strcmp(k, "--help") == 0 || strcmp(k, "-h") == 0) {
-      usage(stdout);
-      exit(0);
-    }
+    if (r < 0)
+      return -1;
+    if (r > 0)
+      continue;
     if (v == NULL)
       return -1;
     if (strcmp(k, "--root") == 0) {
       a->root = v;
-    } else if (strcmp(k, "--host") == 0) {
-      a->host = v;
-    } else if (strcmp(k, "--port") == 0) {
-      a->port = (int)strtol(v, &end, 10);
-      if (*end != '\0' || a->port < 0 || a->port > 65535)
-        return -1;
     } else if (strcmp(k, "--cache-mb") == 0) {
       a->cache_mb = strtol(v, &end, 10);
       if (*end != '\0' || a->cache_mb < 0)
         return -1;
-    } else if (strcmp(k, "--backend") == 0) {
-      if (!eddy_backend_available(v)) {
-        fprintf(stderr, "eddy-thumb: backend '%s' is not available\n", v);
-        exit(1);
-      }
-      setenv("EDDY_BACKEND", v, 1);
     } else {
       return -1;
     }
@@ -139,6 +128,7 @@ static int start(const args_t *a) {
   eddy_thumb_options_t topts;
   struct sockaddr_storage ss;
   char name[64];
+  int v6;
   eddy_http_server_options_init(&hopts);
   hopts.max_body_size = 16u << 20; /* POST /thumb: the service's limit */
   eddy_thumb_options_init(&topts);
@@ -150,7 +140,7 @@ static int start(const args_t *a) {
   if (err == 0)
     err = eddy_http_server_init(&loop, &server, &hopts, on_request);
   if (err == 0)
-    err = eddy_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss);
+    err = app_addr(a->common.host, a->common.port, &ss, &v6);
   if (err == 0)
     err = eddy_http_server_listen(&server, (struct sockaddr *)&ss, 0);
   if (err != 0) {
@@ -166,7 +156,7 @@ static int start(const args_t *a) {
 }
 
 int main(int argc, char **argv) {
-  args_t a = {NULL, "127.0.0.1", 8081, 64};
+  args_t a = {{"eddy-thumb", usage, 8081, "127.0.0.1"}, NULL, 64};
   if (parse_args(argc, argv, &a) != 0) {
     usage(stderr);
     return 1;
