@@ -59,6 +59,7 @@ typedef struct {
   unsigned nbufs;
   unsigned buf_size;
   unsigned min_wait_us; /* batch wait (see u_wait); 0: wait for one */
+  unsigned fs_inflight; /* io/fs_uring.c's requests on the ring */
 } ubackend_t;
 
 #define U_BGID 0

@@ -156,6 +156,7 @@ int eddy__fs_uring_submit(eddy_fs_t *req) {
     break;
   }
   req->loop->active_reqs++;
+  u_backend(req->loop)->fs_inflight++;
   return 1;
 }
 
@@ -169,6 +170,7 @@ static int unsupported(int res) {
 static void ring_finish(eddy_fs_t *req, ssize_t result) {
   eddy_loop_t *loop = req->loop;
   loop->active_reqs--;
+  u_backend(loop)->fs_inflight--;
   eddy__fs_finish(req, result);
   eddy__after_callback(loop);
 }
@@ -177,9 +179,11 @@ static void ring_finish(eddy_fs_t *req, ssize_t result) {
  * even that submission fails the callback gets its error. */
 static void to_pool(eddy_fs_t *req) {
   req->loop->active_reqs--;
+  u_backend(req->loop)->fs_inflight--;
   int err = eddy__fs_pool_submit(req);
   if (err != 0) {
     req->loop->active_reqs++;
+    u_backend(req->loop)->fs_inflight++;
     ring_finish(req, err);
   }
 }
