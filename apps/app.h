@@ -72,4 +72,12 @@ static inline int app_addr(const char *host, int port,
              : eddy_ip4_addr(host, port, (struct sockaddr_in *)ss);
 }
 
+/* A whole response: status, Content-Type and the body. */
+static inline void app_send(eddy_http_res_t *res, int status, const char *type,
+                            const char *body, size_t len) {
+  eddy_http_set_status(res, status);
+  eddy_http_set_header(res, "Content-Type", type);
+  eddy_http_end(res, body, len);
+}
+
 #endif

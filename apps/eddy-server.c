@@ -49,13 +49,6 @@ static const char index_page[] =
 
 /* ---- Routes -------------------------------------------------------------- */
 
-static void send_text(eddy_http_res_t *res, int status, const char *type,
-                      const char *body, size_t len) {
-  eddy_http_set_status(res, status);
-  eddy_http_set_header(res, "Content-Type", type);
-  eddy_http_end(res, body, len);
-}
-
 static void send_stats(eddy_http_res_t *res) {
   eddy_memory_usage_t mu;
   eddy_http_stats_t st;
@@ -80,7 +73,7 @@ static void send_stats(eddy_http_res_t *res) {
                (unsigned long long)hits_hello, (unsigned long long)hits_stats,
                (unsigned long long)hits_echo, (unsigned long long)hits_404);
   eddy_http_set_header(res, "Cache-Control", "no-store");
-  send_text(res, 200, "application/json", json, (size_t)n);
+  app_send(res, 200, "application/json", json, (size_t)n);
 }
 
 /* /echo writes each piece of the body back as it arrives; when the client
@@ -120,11 +113,11 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
   int get = req->method == EDDY_HTTP_GET || req->method == EDDY_HTTP_HEAD;
   if (get && is(req, "/")) {
     hits_index++;
-    send_text(res, 200, "text/html; charset=utf-8", index_page,
-              sizeof index_page - 1);
+    app_send(res, 200, "text/html; charset=utf-8", index_page,
+             sizeof index_page - 1);
   } else if (get && is(req, "/hello")) {
     hits_hello++;
-    send_text(res, 200, "text/plain", "hello world\n", 12);
+    app_send(res, 200, "text/plain", "hello world\n", 12);
   } else if (get && is(req, "/stats")) {
     hits_stats++;
     send_stats(res);
@@ -133,7 +126,7 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
     start_echo(req, res);
   } else {
     hits_404++;
-    send_text(res, 404, "text/plain", "not found\n", 10);
+    app_send(res, 404, "text/plain", "not found\n", 10);
   }
 }
 

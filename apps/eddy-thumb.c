@@ -22,13 +22,6 @@ static eddy_http_server_t server;
 static eddy_thumb_service_t thumbs;
 static eddy_signal_t sigint, sigterm;
 
-static void send_text(eddy_http_res_t *res, int status, const char *type,
-                      const char *body, size_t len) {
-  eddy_http_set_status(res, status);
-  eddy_http_set_header(res, "Content-Type", type);
-  eddy_http_end(res, body, len);
-}
-
 static void send_stats(eddy_http_res_t *res) {
   eddy_thumb_stats_t ts;
   eddy_memory_usage_t mu;
@@ -47,7 +40,7 @@ static void send_stats(eddy_http_res_t *res) {
       ts.cache_bytes, mu.rss, mu.pool_queued, mu.pool_threads,
       eddy_image_threads());
   eddy_http_set_header(res, "Cache-Control", "no-store");
-  send_text(res, 200, "application/json", json, (size_t)n);
+  app_send(res, 200, "application/json", json, (size_t)n);
 }
 
 static int is(const eddy_http_req_t *req, const char *path) {
@@ -59,11 +52,11 @@ static void on_request(eddy_http_req_t *req, eddy_http_res_t *res) {
   if (eddy_thumb_serve(&thumbs, req, res))
     return;
   if (is(req, "/hello"))
-    send_text(res, 200, "text/plain", "hello world\n", 12);
+    app_send(res, 200, "text/plain", "hello world\n", 12);
   else if (is(req, "/stats"))
     send_stats(res);
   else
-    send_text(res, 404, "text/plain", "not found\n", 10);
+    app_send(res, 404, "text/plain", "not found\n", 10);
 }
 
 static void on_closed(eddy_http_server_t *srv) {
