@@ -116,8 +116,25 @@ static int fits_ring(const eddy_fs_t *req) {
   return req->nbufs != 1 || req->bufs[0].len <= RF_MAX_SIZE;
 }
 
+/* io_uring's first, non-blocking try at an open sets O_NONBLOCK and clears
+ * it afterwards, so a FIFO opens at once, before any writer, and a read of
+ * it ends at once (the writer then waits forever for a reader); a device
+ * may behave likewise.  Whatever exists and is neither a regular file nor
+ * a directory is opened by the pool, blocking as open(2) does.  One statx
+ * of the path from the dentry cache; a file replaced by a FIFO after it
+ * still reaches the ring (rf_opened hands such a descriptor to the pool). */
+static int special_file(const char *path) {
+  struct statx sx;
+  if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE, &sx) != 0)
+    return 0; /* missing (O_CREAT), or the ring will say why */
+  return !S_ISREG(sx.stx_mode) && !S_ISDIR(sx.stx_mode);
+}
+
 int eddy__fs_uring_submit(eddy_fs_t *req) {
   if (!on_ring(req) || !fits_ring(req))
+    return 0;
+  if ((req->type == EDDY_FS_OPEN || req->type == EDDY_FS_READ_FILE) &&
+      special_file(req->path))
     return 0;
   req->via = EDDY_FS_VIA_RING;
   req->ring_wait = 0;

@@ -197,8 +197,10 @@ static void *fifo_writer(void *arg) {
   return NULL;
 }
 
-/* A FIFO is read to its end, by one reader: on the ring path the ring
- * opens it and hands the descriptor to the pool, never reopening it. */
+/* A FIFO is read to its end, by one reader, whichever of the reader and
+ * the writer comes first: it goes to the pool, whose open blocks until the
+ * writer comes (the ring's open would not wait, and the read would end
+ * before the first byte; io/fs_uring.c, special_file). */
 FS_TEST(fs_files, fs_read_file_fifo_to_the_end) {
   fs_setup(mode);
   fifo_path = P("fifo");
