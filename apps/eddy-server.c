@@ -150,7 +150,10 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: eddy-server [--port N] [--host ADDR] "
           "[--backend epoll|io_uring] [--root DIR]\n"
-          "The showcase HTTP server: / (index), /hello, /stats, POST /echo.\n"
+          "The showcase HTTP server: / (index), /hello, /stats, POST /echo,\n"
+          "/static/ (the files under the root) and /thumb (thumbnails of its "
+          "images).\n"
+          "Root: --root, else ./public.\n"
           "Port: --port, else $PORT, else 8080.  Address: --host, else "
           "$HOST, else 127.0.0.1 and ::1.\n"
           "SIGINT or SIGTERM stops it gracefully.\n");
