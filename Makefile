@@ -44,7 +44,7 @@ LIBS := -luring -lpthread -ldl
 SOVERSION := 0
 VERSION := 0.1.0
 
-LIB_SRC := $(wildcard core/*.c pool/*.c io/*.c net/*.c)
+LIB_SRC := $(wildcard core/*.c pool/*.c io/*.c net/*.c net/*/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 
 # llhttp, Node's HTTP parser, from Debian's node-llhttp: its C sources are
@@ -80,11 +80,11 @@ lib: $(STATIC) $(SHARED) $(PC)
 
 apps: $(APPS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h io/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h include/eddy/*.h core/*.h pool/*.h net/*.h net/*/*.h io/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/obj/net/http%.o: CFLAGS_ALL += -I$(LLHTTP_INC)
+$(BUILD)/obj/net/http/%.o: CFLAGS_ALL += -I$(LLHTTP_INC)
 $(BUILD)/obj/io/image%.o: CFLAGS_ALL += $(GM_CFLAGS)
 
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c $(LLHTTP_INC)/llhttp.h
@@ -197,7 +197,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libeddy.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/eddy.pc
 
 format:
-	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] net/*.[ch] apps/*.[ch] tests/*.[ch]
+	clang-format -i include/*.h include/eddy/*.h core/*.[ch] pool/*.[ch] io/*.[ch] net/*.[ch] net/*/*.[ch] apps/*.[ch] tests/*.[ch]
 
 clean:
 	rm -rf build build-*

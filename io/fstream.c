@@ -277,7 +277,7 @@ void eddy_file_rstream_resume(eddy_file_rstream_t *rs) {
   tick(rs->loop, &rs->state, r_tick, rs);
 }
 
-/* For io/pipe.c: an unpiped stream is paused and its owner may start it
+/* For net/pipe.c: an unpiped stream is paused and its owner may start it
  * again with callbacks of its own. */
 void eddy__file_rstream_detach(eddy_file_rstream_t *rs);
 void eddy__file_rstream_detach(eddy_file_rstream_t *rs) {

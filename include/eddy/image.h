@@ -258,7 +258,7 @@ struct eddy_thumb_service_s {
   /* Private. */
   eddy_thumb_options_t opts;
   char *root_real; /* realpath of the root, or NULL */
-  void *cache;     /* io/image_cache.c */
+  void *cache;     /* net/http/thumb_cache.c */
   eddy_thumb_stats_t stats;
 };
 

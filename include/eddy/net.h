@@ -58,7 +58,7 @@ struct eddy_stream_s {
   int accepted_fd;
   int error; /* a write error to deliver to later writes */
   unsigned sflags;
-  struct eddy_pipe_s *pipe_out; /* the pipe reading it (io/pipe.c) */
+  struct eddy_pipe_s *pipe_out; /* the pipe reading it (net/pipe.c) */
   struct eddy_pipe_s *pipe_in;  /* the pipe writing to it */
 };
 

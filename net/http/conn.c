@@ -12,7 +12,7 @@
  * phase, so it outlives every callback of the iteration. */
 #include <string.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 static void conn_on_read(eddy_stream_t *s, ssize_t nread,
                          const eddy_slice_t *buf);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/image_internal.h"
+#include "net/http/thumb.h"
 
 typedef struct entry_s {
   struct entry_s *next_in_bucket;

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 static eddy__http_conn_t *pconn(llhttp_t *p) {
   return p->data;

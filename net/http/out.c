@@ -9,7 +9,7 @@
  * to all the requests of one read leave in one write. */
 #include <string.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 static eddy__http_out_t *target(eddy__http_exch_t *e) {
   return e->conn->first == e ? &e->conn->out : &e->out;

@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 /* ---- Status lines and dates ---------------------------------------------- */
 

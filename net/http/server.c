@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 typedef struct {
   union {

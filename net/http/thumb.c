@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/image_internal.h"
+#include "net/http/thumb.h"
 
 typedef struct {
   unsigned long w, h;

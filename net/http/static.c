@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net/http_internal.h"
+#include "net/http/internal.h"
 
 #define STATIC_PATH_MAX 1024
 #define ETAG_MAX 40
