@@ -37,7 +37,8 @@
 #define IORING_FEAT_MIN_TIMEOUT (1U << 15)
 #endif
 
-/* ---- Setup ----------------------------------------------------------------- */
+/* ---- Setup -----------------------------------------------------------------
+ */
 
 /* EDDY_URING_FAIL=1 makes setup fail as a kernel that refuses io_uring
  * would (EPERM), so the fallback to epoll can be tested anywhere. */
@@ -45,9 +46,9 @@ static int u_setup(struct io_uring *ring, unsigned entries) {
   const char *fail = getenv("EDDY_URING_FAIL");
   if (fail != NULL && strcmp(fail, "1") == 0)
     return -EPERM;
-  static const unsigned tries[] = {
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-      IORING_SETUP_COOP_TASKRUN, 0};
+  static const unsigned tries[] = {IORING_SETUP_SINGLE_ISSUER |
+                                       IORING_SETUP_DEFER_TASKRUN,
+                                   IORING_SETUP_COOP_TASKRUN, 0};
   int err = -ENOSYS;
   for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
     struct io_uring_params p;
@@ -103,9 +104,8 @@ static int u_buffers_init(eddy_loop_t *loop, ubackend_t *ub) {
     return -errno;
   ub->br = mem;
   io_uring_buf_ring_init(ub->br);
-  struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)mem,
-                                 .ring_entries = ub->nbufs,
-                                 .bgid = U_BGID};
+  struct io_uring_buf_reg reg = {
+      .ring_addr = (uintptr_t)mem, .ring_entries = ub->nbufs, .bgid = U_BGID};
   int err = io_uring_register_buf_ring(&ub->ring, &reg, 0);
   if (err != 0)
     return err;
@@ -183,7 +183,8 @@ static void u_close(eddy_loop_t *loop) {
   loop->backend_fd = -1;
 }
 
-/* ---- Submissions and uios ------------------------------------------------- */
+/* ---- Submissions and uios -------------------------------------------------
+ */
 
 struct io_uring_sqe *eddy__u_sqe(eddy_loop_t *loop) {
   ubackend_t *ub = u_backend(loop);
@@ -249,7 +250,8 @@ static void u_free_dead(eddy_loop_t *loop) {
   }
 }
 
-/* ---- Readiness polls for fd-based watchers -------------------------------- */
+/* ---- Readiness polls for fd-based watchers --------------------------------
+ */
 
 static unsigned to_poll(unsigned events) {
   unsigned m = 0;
@@ -355,14 +357,17 @@ static void u_poll_cqe(eddy_loop_t *loop, uio_t *u, unsigned tag, int res,
     u_poll_sync(loop, u); /* level-triggered: ask again */
 }
 
-/* ---- Waiting and dispatching ---------------------------------------------- */
+/* ---- Waiting and dispatching ----------------------------------------------
+ */
 
 static void u_dispatch(eddy_loop_t *loop, uint64_t data, int res,
                        unsigned flags) {
   uio_t *u = (uio_t *)(uintptr_t)(data & ~(uint64_t)U_TAG_MASK);
   unsigned tag = (unsigned)(data & U_TAG_MASK);
-  if (tag == U_FS) {
-    eddy__u_fs_cqe(loop, u, res); /* not a uio: a file-system request */
+  if (tag == U_OP) { /* not a uio: another layer's operation */
+    eddy__ring_op_t *op =
+        (eddy__ring_op_t *)(uintptr_t)(data & ~(uint64_t)U_TAG_MASK);
+    op->cqe(loop, op, res, flags);
     return;
   }
   if (!(flags & IORING_CQE_F_MORE))

@@ -17,7 +17,7 @@ enum {
   U_RECV,
   U_SEND,
   U_CONNECT,
-  U_FS, /* the rest is an eddy_fs_t: io/fs_uring.c completes it */
+  U_OP, /* the rest is an eddy__ring_op_t: its handler completes it */
   U_TAG_MASK = 7
 };
 
@@ -31,16 +31,16 @@ typedef struct {
 /* The backend's state of one eddy__io_t, kept apart from it: completions
  * can arrive after the owner let go, and land here. */
 typedef struct eddy__uio_s {
-  eddy__io_t *io;        /* NULL once the owner let go */
-  eddy__io_t *owner;     /* whose backend_data points here, until freed */
-  eddy_queue_t node;     /* every uio of the loop */
-  eddy_queue_t ready;    /* in the ready list: stashed reads to deliver */
-  eddy_queue_t starved;  /* in the starved list: receive wants buffers */
-  unsigned inflight;     /* submissions whose last completion is not in */
-  unsigned poll_mask;    /* EDDY__IO_* of the armed poll, 0 if none */
-  unsigned poll_tag;     /* U_POLL_A or U_POLL_B */
-  unsigned armed;        /* EDDY__OP_* with a submission in flight */
-  int stash_fd;          /* accepted while not accepting, or -1 */
+  eddy__io_t *io;       /* NULL once the owner let go */
+  eddy__io_t *owner;    /* whose backend_data points here, until freed */
+  eddy_queue_t node;    /* every uio of the loop */
+  eddy_queue_t ready;   /* in the ready list: stashed reads to deliver */
+  eddy_queue_t starved; /* in the starved list: receive wants buffers */
+  unsigned inflight;    /* submissions whose last completion is not in */
+  unsigned poll_mask;   /* EDDY__IO_* of the armed poll, 0 if none */
+  unsigned poll_tag;    /* U_POLL_A or U_POLL_B */
+  unsigned armed;       /* EDDY__OP_* with a submission in flight */
+  int stash_fd;         /* accepted while not accepting, or -1 */
   u_stash_t *stash;
   size_t nstash, capstash;
   struct msghdr msg;
@@ -81,8 +81,14 @@ void eddy__u_put_buffer(eddy_loop_t *loop, unsigned bid);
 /* A ring buffer's last reference went: back into the ring. */
 void eddy__u_recycle(struct eddy__slab_s *b, void *ctx, unsigned id);
 
-/* io/fs_uring.c: a completion of a file-system request (tag U_FS). */
-void eddy__u_fs_cqe(eddy_loop_t *loop, void *req, int res);
+/* An SQE whose completion goes to op->cqe (tag U_OP).  op must stay
+ * valid until that completion has arrived. */
+static inline struct io_uring_sqe *eddy__u_op_sqe(eddy_loop_t *loop,
+                                                  eddy__ring_op_t *op) {
+  struct io_uring_sqe *sqe = eddy__u_sqe(loop);
+  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | U_OP);
+  return sqe;
+}
 
 /* core/uring_stream.c */
 void eddy__u_stream_cqe(eddy_loop_t *loop, uio_t *u, unsigned tag, int res,

@@ -52,6 +52,15 @@ typedef struct eddy_signal_s eddy_signal_t;
 typedef struct eddy_poll_s eddy_poll_t;
 typedef struct eddy_work_s eddy_work_t;
 
+/* Private: an operation another layer put on the loop's io_uring ring
+ * (a file request, a child's wait).  The submission's user_data points at
+ * it and the backend calls its handler with the completion, so the ring
+ * needs to know nothing of what the operation is for. */
+typedef struct eddy__ring_op_s eddy__ring_op_t;
+struct eddy__ring_op_s {
+  void (*cqe)(eddy_loop_t *loop, eddy__ring_op_t *op, int res, unsigned flags);
+};
+
 /* An intrusive doubly linked list node; core/queue.h has the operations. */
 typedef struct eddy_queue_s {
   struct eddy_queue_s *next;
@@ -121,8 +130,8 @@ typedef struct {
   size_t nfree;
   eddy_queue_t read_free; /* empty read blocks kept for reuse */
   size_t nread_free;
-  size_t used_bytes;  /* bytes held by live slices (slabs and large buffers) */
-  size_t slab_bytes;  /* bytes of all slabs, in use or free */
+  size_t used_bytes; /* bytes held by live slices (slabs and large buffers) */
+  size_t slab_bytes; /* bytes of all slabs, in use or free */
 } eddy__slab_pool_t;
 
 /* ---- Loop ---------------------------------------------------------------- */
@@ -175,7 +184,7 @@ struct eddy_loop_s {
   eddy__io_t async_io; /* eventfd shared by all async handles */
   eddy__io_t wq_io;    /* eventfd of the pool's completion queue */
   pthread_mutex_t wq_mutex;
-  eddy_queue_t wq; /* finished work, appended by workers under wq_mutex */
+  eddy_queue_t wq;      /* finished work, appended by workers under wq_mutex */
   eddy__io_t signal_io; /* signalfd, -1 until a signal handle starts */
   sigset_t signal_mask;
   eddy__slab_pool_t slab;
@@ -428,11 +437,11 @@ EDDY_EXTERN void eddy_slice_retain(eddy_slice_t *s);
 EDDY_EXTERN void eddy_slice_release(eddy_slice_t *s);
 
 typedef struct {
-  size_t rss;           /* resident set size of the process, bytes */
-  size_t slab_used;     /* bytes held by live slices of this loop */
-  size_t slab_free;     /* bytes of this loop's slabs not in use */
-  size_t pool_queued;   /* work items waiting for a pool thread */
-  size_t pool_threads;  /* pool threads started */
+  size_t rss;          /* resident set size of the process, bytes */
+  size_t slab_used;    /* bytes held by live slices of this loop */
+  size_t slab_free;    /* bytes of this loop's slabs not in use */
+  size_t pool_queued;  /* work items waiting for a pool thread */
+  size_t pool_threads; /* pool threads started */
 } eddy_memory_usage_t;
 
 EDDY_EXTERN int eddy_memory_usage(eddy_loop_t *loop, eddy_memory_usage_t *out);
@@ -479,9 +488,11 @@ EDDY_EXTERN const char *eddy_err_name(int err);
 }
 #endif
 
+/* clang-format off: net.h first, the others use its types */
 #include "eddy/net.h"
 #include "eddy/image.h"
 #include "eddy/fs.h"
 #include "eddy/fstream.h"
+/* clang-format on */
 
 #endif

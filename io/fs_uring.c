@@ -1,9 +1,9 @@
 /* File-system requests on the loop's io_uring ring.
  *
  * open, close, read, write (plain and vectored), stat / lstat / fstat
- * (statx), fsync and fdatasync are one submission each, tagged U_FS with
- * the request as user_data; core/uring.c hands their completions to
- * eddy__u_fs_cqe.  read_file is two rounds: openat, then a read of the
+ * (statx), fsync and fdatasync are one submission each, each carrying
+ * the request's ring_op, whose handler (fs_cqe) core/uring.c calls with
+ * the completion.  read_file is two rounds: openat, then a read of the
  * whole size hard-linked to the close, so a small file costs the loop two
  * trips through the ring and no thread switch.  Everything else, and whatever
  * the kernel refuses as unsupported (EINVAL, EOPNOTSUPP), goes to the pool: the
@@ -78,9 +78,12 @@ static int on_ring(const eddy_fs_t *req) {
   return ring_ops_ok;
 }
 
+static void fs_cqe(eddy_loop_t *loop, eddy__ring_op_t *op, int res,
+                   unsigned flags);
+
 static struct io_uring_sqe *fs_sqe(eddy_fs_t *req) {
-  struct io_uring_sqe *sqe = eddy__u_sqe(req->loop);
-  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)req | U_FS);
+  req->ring_op.cqe = fs_cqe;
+  struct io_uring_sqe *sqe = eddy__u_op_sqe(req->loop, &req->ring_op);
   req->ring_wait++;
   return sqe;
 }
@@ -286,9 +289,11 @@ static void rf_cqe(eddy_fs_t *req, int res) {
   ring_finish(req, n);
 }
 
-void eddy__u_fs_cqe(eddy_loop_t *loop, void *p, int res) {
-  eddy_fs_t *req = p;
+static void fs_cqe(eddy_loop_t *loop, eddy__ring_op_t *op, int res,
+                   unsigned flags) {
+  eddy_fs_t *req = eddy__container_of(op, eddy_fs_t, ring_op);
   (void)loop;
+  (void)flags;
   req->ring_wait--;
   if (req->type == EDDY_FS_READ_FILE) {
     rf_cqe(req, res);

@@ -146,6 +146,7 @@ struct eddy_fs_s {
   /* Private. */
   eddy_fs_cb cb;
   eddy_work_t work;
+  eddy__ring_op_t ring_op; /* the ring's completions (io/fs_uring.c) */
   char *new_path;
   int fd;
   int out_fd;
